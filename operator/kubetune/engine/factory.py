@@ -1,0 +1,33 @@
+"""Which strategy and scheduler a spec asks for; refusals for what is not built yet name the field.
+
+One function builds both because some strategies are both: Hyperband's
+proposals and its stopping decisions share the rung bookkeeping.
+"""
+
+from __future__ import annotations
+
+from kubetune.api.spec import EarlyStoppingType, HyperParameterTuningJobSpec, Strategy
+from kubetune.engine.space import SearchSpace
+from kubetune.engine.stopping import Scheduler
+from kubetune.engine.strategies.base import Strategy as StrategyBase
+from kubetune.engine.strategies.grid import GridStrategy
+from kubetune.engine.strategies.random import RandomStrategy
+from kubetune.errors import SpecError
+
+
+def build(spec: HyperParameterTuningJobSpec, space: SearchSpace) -> tuple[StrategyBase, Scheduler]:
+    """The strategy that proposes configurations and the scheduler that stops trials, for this spec."""
+    strategy: StrategyBase
+    if spec.strategy is Strategy.GRID:
+        strategy = GridStrategy(space)
+    elif spec.strategy is Strategy.RANDOM:
+        strategy = RandomStrategy()
+    else:
+        raise SpecError(
+            "spec.strategy", f"the {spec.strategy.value} strategy is not available in this version of kubetune yet"
+        )
+    if spec.training_job_early_stopping_type is EarlyStoppingType.AUTO:
+        raise SpecError(
+            "spec.trainingJobEarlyStoppingType", "Auto early stopping is not available in this version of kubetune yet"
+        )
+    return strategy, Scheduler()
