@@ -16,6 +16,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from kubetune.api.delivery import env_var_name
 from kubetune.errors import SpecError
 
 MAX_TUNABLE_PARAMETERS = 30
@@ -405,6 +406,16 @@ class HyperParameterTuningJobSpec(Model):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        all_names = [*self.parameter_ranges.names(), *self.static_hyper_parameters]
+        by_env: dict[str, list[str]] = {}
+        for name in all_names:
+            by_env.setdefault(env_var_name(name), []).append(name)
+        clashes = [names for names in by_env.values() if len(names) > 1]
+        if clashes:
+            raise ValueError(
+                f"hyperparameters {' and '.join(repr(n) for n in clashes[0])} would share the environment variable"
+                f" {env_var_name(clashes[0][0])}; rename one"
+            )
         tuned = set(self.parameter_ranges.names())
         clash = sorted(tuned & set(self.static_hyper_parameters))
         if clash:

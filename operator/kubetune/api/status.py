@@ -89,8 +89,9 @@ class HyperParameterTuningJobStatus(Model):
     end_time: str | None = Field(default=None, description="When the tuning job ended (RFC 3339).")
     failure_reason: str | None = Field(default=None, description="Why the tuning job failed.")
     completion_reason: str | None = Field(default=None, description="Why the tuning job completed.")
-    trials_total: int = Field(default=0, description="Trials started so far.")
+    trials_started: int = Field(default=0, description="Trials started so far.")
     trials_budget: int | None = Field(default=None, description="Trials the tuning job may start in all.")
+    progress: str | None = Field(default=None, description="Ended trials over the budget, e.g. 7/20, for kubectl get.")
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

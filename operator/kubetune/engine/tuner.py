@@ -104,6 +104,10 @@ class Tuner:
     def running(self) -> list[Trial]:
         return [r.trial for r in self._running.values()]
 
+    def record(self, trial_id: str) -> TrialRecord:
+        """One trial's record (read-only by contract); KeyError names an unknown id."""
+        return self._record(trial_id)
+
     @property
     def trials(self) -> list[TrialRecord]:
         """Every trial's record, in start order (read-only by contract)."""

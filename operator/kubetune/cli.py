@@ -1,0 +1,147 @@
+"""The `kubetune` command: run a tuning job locally, validate a spec, generate the CRD."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubetune import __version__
+from kubetune.api.crd import crd_yaml
+from kubetune.api.resource import API_VERSION, KIND
+from kubetune.api.spec import HyperParameterTuningJobSpec, parse_spec
+from kubetune.engine import Tuner
+from kubetune.errors import SpecError
+from kubetune.logs import configure
+from kubetune.runners.local import LocalRunner, LocalRunSettings, result_document
+
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A problem with the command line or its files, reported in one line."""
+
+
+def load_resource(path: Path) -> tuple[str, HyperParameterTuningJobSpec]:
+    """The name and validated spec of the HyperParameterTuningJob in a YAML file."""
+    try:
+        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path}: not valid YAML: {exc}") from None
+    for document in documents:
+        if isinstance(document, dict) and document.get("kind") == KIND:
+            if document.get("apiVersion") != API_VERSION:
+                raise SpecError("apiVersion", f"must be {API_VERSION}, got {document.get('apiVersion')!r}")
+            metadata = document.get("metadata") or {}
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+            return str(name or path.stem), parse_spec(document.get("spec"))
+    raise CliError(f"{path}: no {KIND} document found")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    path = Path(args.spec)
+    name, spec = load_resource(path)
+    if args.max_parallel:
+        limits = spec.resource_limits.model_copy(update={"max_parallel_training_jobs": args.max_parallel})
+        spec = spec.model_copy(update={"resource_limits": limits})
+    output = Path(args.output or f"kubetune-result-{name}.json")
+    settings = LocalRunSettings(
+        name=name,
+        base_dir=path.resolve().parent,
+        output_dir=Path(args.trial_dir or Path(".kubetune") / name).resolve(),
+    )
+    tuner = Tuner(spec)
+    runner = LocalRunner(spec, settings, tuner)
+    asyncio.run(runner.run())
+    document = result_document(runner)
+    output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    _print_summary(document, output)
+    if document["completionReason"] == "Interrupted":
+        return EXIT_INTERRUPTED
+    return 0 if document["status"] == "Completed" else 1
+
+
+def _print_summary(document: dict[str, Any], output: Path) -> None:
+    objective = document["objective"]
+    best = document["best"]
+    counts: dict[str, int] = {}
+    for trial in document["trials"]:
+        counts[trial["status"]] = counts.get(trial["status"], 0) + 1
+    print(f"tuning job {document['tuningJob']}: {document['status']} ({document['completionReason']})")
+    if document["message"]:
+        print(f"  {document['message']}")
+    print("  trials: " + ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items())))
+    if best is None:
+        print("  no trial yielded an objective value")
+    else:
+        params = ", ".join(f"{k}={v}" for k, v in best["hyperparameters"].items())
+        print(f"  best: {best['name'] or best['trial']}  {objective['metricName']}={best['objective']:g}  ({params})")
+    print(f"  result: {output}")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    name, spec = load_resource(Path(args.spec))
+    tuner = Tuner(spec)
+    budget = tuner.budget
+    print(f"{name}: valid ({spec.strategy.value}, {tuner.space.dims} tuned hyperparameters, budget {budget} trials)")
+    return 0
+
+
+def _cmd_crd(args: argparse.Namespace) -> int:
+    text = crd_yaml()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubetune", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kubetune {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a tuning job on this machine, trials as local processes")
+    run.add_argument("spec", help="YAML file with a HyperParameterTuningJob")
+    run.add_argument("-o", "--output", help="result JSON (default: kubetune-result-NAME.json)")
+    run.add_argument("--trial-dir", help="where trial logs and metrics go (default: .kubetune/NAME)")
+    run.add_argument("--max-parallel", type=int, help="override resourceLimits.maxParallelTrainingJobs")
+    run.set_defaults(func=_cmd_run)
+
+    validate = commands.add_parser("validate", help="check a tuning job spec without running it")
+    validate.add_argument("spec", help="YAML file with a HyperParameterTuningJob")
+    validate.set_defaults(func=_cmd_validate)
+
+    crd = commands.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
+    crd.add_argument("-o", "--output", help="write to this file instead of stdout")
+    crd.set_defaults(func=_cmd_crd)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure(args.log_level, args.log_format)
+    try:
+        code: int = args.func(args)
+        return code
+    except SpecError as exc:
+        print(f"kubetune: invalid tuning job: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except CliError as exc:
+        print(f"kubetune: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())
