@@ -42,7 +42,10 @@ def load_resource(path: Path) -> tuple[str, HyperParameterTuningJobSpec]:
                 raise SpecError("apiVersion", f"must be {API_VERSION}, got {document.get('apiVersion')!r}")
             metadata = document.get("metadata") or {}
             name = metadata.get("name") if isinstance(metadata, dict) else None
-            return str(name or path.stem), parse_spec(document.get("spec"))
+            spec = document.get("spec")
+            if not isinstance(spec, dict):
+                raise SpecError("spec", "is missing or not a mapping")
+            return str(name or path.stem), parse_spec(spec)
     raise CliError(f"{path}: no {KIND} document found")
 
 
@@ -64,7 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     document = result_document(runner)
     output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     _print_summary(document, output)
-    if document["completionReason"] == "Interrupted":
+    if document["status"] == "Stopped":
         return EXIT_INTERRUPTED
     return 0 if document["status"] == "Completed" else 1
 

@@ -125,9 +125,12 @@ def crd() -> dict[str, Any]:
                             "description": "A hyperparameter tuning job: SageMaker Automatic Model Tuning on Kubernetes.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "apiVersion": {
+                                    "type": "string",
+                                    "description": "Versioned schema of this object: kubetune.io/v1alpha1.",
+                                },
+                                "kind": {"type": "string", "description": "HyperParameterTuningJob."},
+                                "metadata": {"type": "object", "description": "Standard object metadata."},
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

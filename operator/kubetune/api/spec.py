@@ -29,6 +29,14 @@ ParameterValue = str | int | float | bool
 """A categorical or static value, kept with the type the user wrote it with."""
 
 
+class FieldError(ValueError):
+    """A validator's complaint about one field of the model it validates (e.g. a cross-field rule)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Model(BaseModel):
     """Shared model settings: camelCase on the wire, snake_case in Python, no unknown fields."""
 
@@ -175,9 +183,7 @@ class ContinuousParameterRange(Model):
             raise ValueError(f"minValue ({self.min_value}) must be less than maxValue ({self.max_value})")
         if self.scaling_type is ScalingType.LOGARITHMIC and self.min_value <= 0:
             raise ValueError("Logarithmic scaling needs minValue > 0")
-        if self.scaling_type is ScalingType.REVERSE_LOGARITHMIC and not (
-            0 <= self.min_value and self.max_value < 1
-        ):
+        if self.scaling_type is ScalingType.REVERSE_LOGARITHMIC and not (self.min_value >= 0 and self.max_value < 1):
             raise ValueError("ReverseLogarithmic scaling needs 0 <= minValue and maxValue < 1")
         return self
 
@@ -216,12 +222,9 @@ class ParameterRanges(Model):
 
     def names(self) -> list[str]:
         return [
-            r.name
-            for r in (
-                *self.integer_parameter_ranges,
-                *self.continuous_parameter_ranges,
-                *self.categorical_parameter_ranges,
-            )
+            *(r.name for r in self.integer_parameter_ranges),
+            *(r.name for r in self.continuous_parameter_ranges),
+            *(r.name for r in self.categorical_parameter_ranges),
         ]
 
     @model_validator(mode="after")
@@ -370,9 +373,7 @@ class HyperParameterTuningJobSpec(Model):
         description="Search strategy: Grid, Random, Bayesian or Hyperband.",
     )
     strategy_config: StrategyConfig | None = Field(default=None, description="Strategy-specific settings.")
-    objective: Objective = Field(
-        alias="objective", description="The metric to optimize and its direction."
-    )
+    objective: Objective = Field(alias="objective", description="The metric to optimize and its direction.")
     resource_limits: ResourceLimits = Field(
         default_factory=ResourceLimits, description="Budget and parallelism limits."
     )
@@ -398,7 +399,8 @@ class HyperParameterTuningJobSpec(Model):
     )
     trial_template: TrialTemplate = Field(description="Template of each trial's Job (a CronJob's jobTemplate).")
     primary_container_name: str | None = Field(
-        default=None, description="The training container's name, when the pod has several. Default: the first container."
+        default=None,
+        description="The training container's name, when the pod has several. Default: the first container.",
     )
     stopped: bool = Field(
         default=False, description="Set to true to stop the running trials and end the tuning job as Stopped."
@@ -406,32 +408,39 @@ class HyperParameterTuningJobSpec(Model):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        all_names = [*self.parameter_ranges.names(), *self.static_hyper_parameters]
-        by_env: dict[str, list[str]] = {}
-        for name in all_names:
-            by_env.setdefault(env_var_name(name), []).append(name)
-        clashes = [names for names in by_env.values() if len(names) > 1]
-        if clashes:
-            raise ValueError(
-                f"hyperparameters {' and '.join(repr(n) for n in clashes[0])} would share the environment variable"
-                f" {env_var_name(clashes[0][0])}; rename one"
-            )
         tuned = set(self.parameter_ranges.names())
         clash = sorted(tuned & set(self.static_hyper_parameters))
         if clash:
-            raise ValueError(f"staticHyperParameters repeats tuned hyperparameters: {', '.join(clash)}")
+            raise FieldError("staticHyperParameters", f"repeats tuned hyperparameters: {', '.join(clash)}")
+        by_env: dict[str, list[str]] = {}
+        for name in [*self.parameter_ranges.names(), *self.static_hyper_parameters]:
+            by_env.setdefault(env_var_name(name), []).append(name)
+        clashes = [names for names in by_env.values() if len(names) > 1]
+        if clashes:
+            raise FieldError(
+                "staticHyperParameters",
+                f"hyperparameters {' and '.join(repr(n) for n in clashes[0])} would share the environment variable"
+                f" {env_var_name(clashes[0][0])}; rename one",
+            )
         names = [c["name"] for c in self.trial_template.containers()]
         if self.primary_container_name is not None and self.primary_container_name not in names:
-            raise ValueError(
-                f"primaryContainerName {self.primary_container_name!r} is not a container of the trial template ({', '.join(names)})"
+            raise FieldError(
+                "primaryContainerName",
+                f"{self.primary_container_name!r} is not a container of the trial template ({', '.join(names)})",
             )
         metric_names = [m.name for m in self.metric_definitions]
         if len(set(metric_names)) != len(metric_names):
-            raise ValueError("metricDefinitions names must be unique")
+            raise FieldError("metricDefinitions", "names must be unique")
         if self.strategy is Strategy.HYPERBAND and self.training_job_early_stopping_type is EarlyStoppingType.AUTO:
-            raise ValueError("trainingJobEarlyStoppingType must be Off with the Hyperband strategy, which stops trials itself")
-        if self.strategy is not Strategy.HYPERBAND and self.strategy_config and self.strategy_config.hyperband_strategy_config:
-            raise ValueError("strategyConfig.hyperbandStrategyConfig is only valid with the Hyperband strategy")
+            raise FieldError(
+                "trainingJobEarlyStoppingType", "must be Off with the Hyperband strategy, which stops trials itself"
+            )
+        if (
+            self.strategy is not Strategy.HYPERBAND
+            and self.strategy_config
+            and self.strategy_config.hyperband_strategy_config
+        ):
+            raise FieldError("strategyConfig.hyperbandStrategyConfig", "is only valid with the Hyperband strategy")
         return self
 
     @property
@@ -472,6 +481,9 @@ def parse_spec(spec: HyperParameterTuningJobSpec | dict[str, Any]) -> HyperParam
         errors = exc.errors()
         first = errors[0]
         path = _field_path(HyperParameterTuningJobSpec, tuple(first["loc"]))
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, FieldError):
+            path = f"{path}.{cause.field}"
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise SpecError(path, message + more) from None

@@ -139,13 +139,17 @@ class CompletionCriteria:
         if self._budget is not None and progress.asked >= self._budget:
             return self._budget_spent(progress, Reason.MAX_TRAINING_JOBS, f"all {self._budget} trials ended")
         if progress.strategy_exhausted:
-            return self._budget_spent(progress, Reason.SEARCH_SPACE_EXHAUSTED, f"all {progress.asked} configurations were tried")
+            return self._budget_spent(
+                progress, Reason.SEARCH_SPACE_EXHAUSTED, f"all {progress.asked} configurations were tried"
+            )
         return None
 
     @staticmethod
     def _budget_spent(progress: Progress, reason: Reason, message: str) -> Completion:
         if progress.asked and not progress.losses:
-            return Completion(Outcome.FAILED, Reason.ALL_FAILED, f"none of the {progress.asked} trials yielded an objective value")
+            return Completion(
+                Outcome.FAILED, Reason.ALL_FAILED, f"none of the {progress.asked} trials yielded an objective value"
+            )
         return Completion(Outcome.COMPLETED, reason, message)
 
     def _not_improving(self, losses: LossTrace) -> bool:

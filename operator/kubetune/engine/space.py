@@ -141,7 +141,13 @@ class SearchSpace:
             )
         for c in ranges.continuous_parameter_ranges:
             params.append(
-                Parameter(c.name, Kind.CONTINUOUS, c.min_value, c.max_value, resolve_scaling(c.scaling_type, c.min_value, c.max_value))
+                Parameter(
+                    c.name,
+                    Kind.CONTINUOUS,
+                    c.min_value,
+                    c.max_value,
+                    resolve_scaling(c.scaling_type, c.min_value, c.max_value),
+                )
             )
         for k in ranges.categorical_parameter_ranges:
             params.append(Parameter(k.name, Kind.CATEGORICAL, choices=tuple(k.values)))

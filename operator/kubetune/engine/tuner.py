@@ -59,7 +59,7 @@ class Tuner:
 
     def ask(self, count: int = 1) -> list[Trial]:
         """Up to `count` new trials, within the budget, the parallelism limit and what the strategy has left."""
-        if count < 1 or self.is_complete:
+        if count < 1 or self._cancelled is not None or self.is_complete:
             return []
         room = self.spec.resource_limits.max_parallel_training_jobs - len(self._running)
         if self._budget is not None:
@@ -178,7 +178,8 @@ class Tuner:
             return size
         if limits.max_number_of_training_jobs is None:
             raise SpecError(
-                "spec.resourceLimits.maxNumberOfTrainingJobs", f"is required with the {self.spec.strategy.value} strategy"
+                "spec.resourceLimits.maxNumberOfTrainingJobs",
+                f"is required with the {self.spec.strategy.value} strategy",
             )
         return limits.max_number_of_training_jobs
 

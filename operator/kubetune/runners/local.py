@@ -65,7 +65,9 @@ class _Process:
 class LocalRunner:
     """Drives a Tuner with local subprocesses until the tuning job is complete or interrupted."""
 
-    def __init__(self, spec: HyperParameterTuningJobSpec, settings: LocalRunSettings, tuner: Tuner | None = None) -> None:
+    def __init__(
+        self, spec: HyperParameterTuningJobSpec, settings: LocalRunSettings, tuner: Tuner | None = None
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.tuner = tuner or Tuner(spec)
@@ -215,15 +217,17 @@ class LocalRunner:
             self._collect(proc)
 
     def _collect(self, proc: _Process) -> None:
-        for record in proc.tail.read_records():
-            proc.collector.feed_record(record)
+        for line in proc.tail.read_records():
+            proc.collector.feed_record(line)
         points = proc.collector.series(self.spec.objective.metric_name)
         for point in points[proc.told :]:
             proc.told += 1
             if proc.stop_reason is None and self.tuner.report(proc.trial.id, point.step, point.value):
                 record = self._record(proc.trial.id)
                 self._terminate(proc, record.reason or "stopped by the strategy")
-                decision(log, "trial.stopping", trial=proc.name, step=point.step, value=point.value, reason=record.reason)
+                decision(
+                    log, "trial.stopping", trial=proc.name, step=point.step, value=point.value, reason=record.reason
+                )
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -235,7 +239,9 @@ class LocalRunner:
                 and proc.stop_reason is None
                 and now - proc.started >= self._trial_deadline
             ):
-                self._terminate(proc, f"DeadlineExceeded: ran longer than activeDeadlineSeconds ({self._trial_deadline:g})")
+                self._terminate(
+                    proc, f"DeadlineExceeded: ran longer than activeDeadlineSeconds ({self._trial_deadline:g})"
+                )
 
     def _terminate(self, proc: _Process, reason: str) -> None:
         if proc.stop_reason is None:

@@ -24,7 +24,7 @@ class GridStrategy(Strategy):
     """
 
     def __init__(self, space: SearchSpace) -> None:
-        for i, p in enumerate(space.parameters):
+        for p in space.parameters:
             if p.kind is Kind.CONTINUOUS:
                 raise SpecError(
                     "spec.parameterRanges.continuousParameterRanges",

@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Everything they need is installed by these targets on a fresh machine.
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test unit lint crd cluster-binaries clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+## Run the example tuning job on this machine, no cluster needed.
+demo: setup
+	$(BIN)/kubetune run manifests/examples/random.yaml
+
+## Lint, type-check, check the layers, build the local control plane, run every test.
+test: setup lint cluster-binaries
+	$(BIN)/python -m pytest
+
+## Unit tests only (no cluster).
+unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+lint: setup
+	$(BIN)/ruff check operator tests bench e2e
+	$(BIN)/ruff format --check operator
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+crd: setup
+	$(BIN)/kubetune crd -o crds/hyperparametertuningjobs.kubetune.io.yaml
+
+cluster-binaries:
+	@if [ -f e2e/build.sh ]; then bash e2e/build.sh; fi
+
+clean:
+	rm -rf $(VENV) .kubetune kubetune-result-*.json

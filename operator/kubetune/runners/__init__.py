@@ -1,0 +1,1 @@
+"""How trials run: local subprocesses here; Kubernetes Jobs in the operator."""

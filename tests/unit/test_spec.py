@@ -1,0 +1,165 @@
+"""Spec validation: valid specs parse with defaults; each invalid one names its field."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from kubetune import SpecError, Tuner
+from kubetune.api.spec import EarlyStoppingType, Strategy, parse_spec
+
+from .conftest import BASE_SPEC
+
+
+def edited(path: str, value: Any) -> dict[str, Any]:
+    """BASE_SPEC with the value at a dotted path (list indices as numbers) replaced; None deletes."""
+    spec = copy.deepcopy(BASE_SPEC)
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+    node: Any = spec
+    for key in parents:
+        node = node[key]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return spec
+
+
+def test_valid_spec_has_defaults() -> None:
+    spec = parse_spec(copy.deepcopy(BASE_SPEC))
+    assert spec.strategy is Strategy.RANDOM
+    assert spec.training_job_early_stopping_type is EarlyStoppingType.OFF
+    assert spec.primary_container["name"] == "train"
+    assert spec.to_wire()["objective"] == {"metricName": "loss", "type": "Minimize"}
+
+
+INVALID = [
+    ("objective", None, "spec.objective", "Field required"),
+    ("objective.type", "Bigger", "spec.objective.type", "Maximize"),
+    ("strategy", "Genetic", "spec.strategy", "Grid"),
+    (
+        "parameterRanges.integerParameterRanges.0.minValue",
+        9,
+        "spec.parameterRanges.integerParameterRanges[0]",
+        "less than",
+    ),
+    (
+        "parameterRanges.continuousParameterRanges.0.minValue",
+        0.0,
+        "spec.parameterRanges.continuousParameterRanges[0]",
+        "Logarithmic scaling needs minValue > 0",
+    ),
+    (
+        "parameterRanges.continuousParameterRanges.1.maxValue",
+        0.0,
+        "spec.parameterRanges.continuousParameterRanges[1]",
+        "must be less than maxValue",
+    ),
+    (
+        "parameterRanges.integerParameterRanges.0.scalingType",
+        "ReverseLogarithmic",
+        "spec.parameterRanges.integerParameterRanges[0]",
+        "only valid for continuous",
+    ),
+    (
+        "parameterRanges.categoricalParameterRanges.0.values",
+        [],
+        "spec.parameterRanges.categoricalParameterRanges[0].values",
+        "at least 1",
+    ),
+    (
+        "parameterRanges.categoricalParameterRanges.0.values",
+        ["a", "a"],
+        "spec.parameterRanges.categoricalParameterRanges[0]",
+        "distinct",
+    ),
+    ("parameterRanges.categoricalParameterRanges.0.name", "lr", "spec.parameterRanges", "unique; repeated: lr"),
+    (
+        "parameterRanges.integerParameterRanges.0.name",
+        "9lives",
+        "spec.parameterRanges.integerParameterRanges[0]",
+        "not a valid",
+    ),
+    (
+        "resourceLimits.maxParallelTrainingJobs",
+        0,
+        "spec.resourceLimits.maxParallelTrainingJobs",
+        "greater than or equal to 1",
+    ),
+    (
+        "resourceLimits.maxNumberOfTrainingJobs",
+        -3,
+        "spec.resourceLimits.maxNumberOfTrainingJobs",
+        "greater than or equal",
+    ),
+    ("trainingJobEarlyStoppingType", "Sometimes", "spec.trainingJobEarlyStoppingType", "Off"),
+    ("metricDefinitions", [{"name": "loss", "regex": "loss=("}], "spec.metricDefinitions[0]", "does not compile"),
+    ("metricDefinitions", [{"name": "loss", "regex": "loss=\\d+"}], "spec.metricDefinitions[0]", "capture group"),
+    ("staticHyperParameters", {"lr": 0.1}, "spec.staticHyperParameters", "repeats tuned hyperparameters: lr"),
+    ("staticHyperParameters", {"LR": 0.1}, "spec.staticHyperParameters", "share the environment variable HP_LR"),
+    ("trialTemplate.spec.template.spec.containers", [], "spec.trialTemplate", "at least one container"),
+    ("trialTemplate.spec", None, "spec.trialTemplate.spec", "Field required"),
+    ("primaryContainerName", "sidecar", "spec.primaryContainerName", "not a container"),
+    ("randomSeed", -1, "spec.randomSeed", "greater than or equal to 0"),
+    ("unknownField", 1, "spec.unknownField", "Extra inputs"),
+    (
+        "tuningJobCompletionCriteria",
+        {"bestObjectiveNotImproving": {"maxNumberOfTrainingJobsNotImproving": 2}},
+        "spec.tuningJobCompletionCriteria.bestObjectiveNotImproving.maxNumberOfTrainingJobsNotImproving",
+        "greater than or equal to 3",
+    ),
+    (
+        "tuningJobCompletionCriteria",
+        {"convergenceDetected": {"completeOnConvergence": "Maybe"}},
+        "spec.tuningJobCompletionCriteria.convergenceDetected.completeOnConvergence",
+        "Enabled",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field", "words"), INVALID)
+def test_invalid_spec_names_its_field(path: str, value: Any, field: str, words: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(edited(path, value))
+    assert info.value.field == field, str(info.value)
+    assert words in str(info.value)
+
+
+def test_reverse_log_accepted_within_zero_one() -> None:
+    parse_spec(edited("parameterRanges.continuousParameterRanges.1.scalingType", "ReverseLogarithmic"))
+
+
+def test_too_many_parameters() -> None:
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["parameterRanges"]["integerParameterRanges"] = [
+        {"name": f"p{i}", "minValue": 0, "maxValue": 3} for i in range(28)
+    ]
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    assert "at most 30" in str(info.value) and info.value.field == "spec.parameterRanges"
+
+
+def test_no_ranges() -> None:
+    with pytest.raises(SpecError, match="at least one parameter range") as info:
+        parse_spec(edited("parameterRanges", {}))
+    assert info.value.field == "spec.parameterRanges"
+
+
+def test_hyperband_with_auto_early_stopping_is_refused() -> None:
+    spec = edited("strategy", "Hyperband")
+    spec["trainingJobEarlyStoppingType"] = "Auto"
+    with pytest.raises(SpecError, match="must be Off with the Hyperband strategy"):
+        parse_spec(spec)
+
+
+def test_budget_required_except_grid() -> None:
+    with pytest.raises(SpecError) as info:
+        Tuner(edited("resourceLimits.maxNumberOfTrainingJobs", None))
+    assert info.value.field == "spec.resourceLimits.maxNumberOfTrainingJobs"
+
+
+def test_non_mapping_spec() -> None:
+    with pytest.raises(SpecError, match="must be a mapping"):
+        parse_spec("strategy: Random")  # type: ignore[arg-type]
