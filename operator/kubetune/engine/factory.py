@@ -6,11 +6,13 @@ proposals and its stopping decisions share the rung bookkeeping.
 
 from __future__ import annotations
 
-from kubetune.api.spec import EarlyStoppingType, HyperParameterTuningJobSpec, Strategy
+from kubetune.api.spec import EarlyStoppingType, HyperbandProposer, HyperParameterTuningJobSpec, Strategy
+from kubetune.engine.early_stopping import MedianStoppingRule
 from kubetune.engine.space import SearchSpace
 from kubetune.engine.stopping import Scheduler
 from kubetune.engine.strategies.base import Strategy as StrategyBase
 from kubetune.engine.strategies.grid import GridStrategy
+from kubetune.engine.strategies.hyperband import build_hyperband
 from kubetune.engine.strategies.random import RandomStrategy
 from kubetune.errors import SpecError
 
@@ -22,12 +24,20 @@ def build(spec: HyperParameterTuningJobSpec, space: SearchSpace) -> tuple[Strate
         strategy = GridStrategy(space)
     elif spec.strategy is Strategy.RANDOM:
         strategy = RandomStrategy()
+    elif spec.strategy is Strategy.HYPERBAND:
+        return build_hyperband(spec, space, _hyperband_model(spec, space))
     else:
         raise SpecError(
             "spec.strategy", f"the {spec.strategy.value} strategy is not available in this version of kubetune yet"
         )
     if spec.training_job_early_stopping_type is EarlyStoppingType.AUTO:
-        raise SpecError(
-            "spec.trainingJobEarlyStoppingType", "Auto early stopping is not available in this version of kubetune yet"
-        )
+        return strategy, MedianStoppingRule()
     return strategy, Scheduler()
+
+
+def _hyperband_model(spec: HyperParameterTuningJobSpec, space: SearchSpace) -> StrategyBase | None:
+    """The strategy Hyperband fits on its rungs (proposer Bayesian), or None for plain random proposals."""
+    config = spec.strategy_config.hyperband_strategy_config if spec.strategy_config else None
+    if config is None or config.proposer is HyperbandProposer.RANDOM:
+        return None
+    return RandomStrategy()  # stands in for the Bayesian strategy until it lands

@@ -7,6 +7,7 @@ report; a STOP is final.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -34,8 +35,12 @@ CONTINUE = StopDecision(Decision.CONTINUE)
 class Scheduler:
     """Runs every trial to its end; subclasses stop some of them early."""
 
-    def on_start(self, trial_id: str) -> dict[str, ParameterValue]:
-        """Extra hyperparameters for a new trial (Hyperband tells it its resource)."""
+    def on_start(self, trial_id: str, config: Mapping[str, ParameterValue]) -> dict[str, ParameterValue]:
+        """Extra hyperparameters for a new trial (Hyperband tells it its resource).
+
+        `config` is the trial's tuned hyperparameters: a model-based proposer
+        learns from what the scheduler saw at its rungs, which needs both.
+        """
         return {}
 
     def on_report(self, trial_id: str, step: float, loss: float) -> StopDecision:

@@ -205,7 +205,7 @@ class Tuner:
     def _start(self, tuned: Mapping[str, ParameterValue], seq: int) -> Trial:
         number = len(self._trials) + 1
         trial_id = str(number)
-        extra = self._scheduler.on_start(trial_id)
+        extra = self._scheduler.on_start(trial_id, tuned)
         hyperparameters = {**self.spec.static_hyper_parameters, **extra, **tuned}
         trial = Trial(trial_id, number, hyperparameters, dict(tuned))
         record = TrialRecord(trial, seq)
