@@ -1,0 +1,75 @@
+"""`python e2e/cluster.py up|sweep`: the local cluster from a shell.
+
+`up` starts a cluster, prints how to use it and keeps it running until
+Ctrl-C (or SIGTERM), then tears it down completely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import mountpoints, network
+from .cluster import ClusterConfig, LocalCluster
+from .nodes import NodeSpec
+
+
+def _up(args: argparse.Namespace) -> int:
+    nodes = tuple(NodeSpec.from_json(json.loads(n)) for n in args.node) or ClusterConfig().nodes
+    config = ClusterConfig(nodes=nodes, workdir=args.workdir, keep_workdir=args.keep)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with LocalCluster(config) as cluster:
+        for image in args.image or []:
+            name, _, command = image.partition("=")
+            cluster.map_image(name, command.split())
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
+        print(f"export PATH={cluster.binaries.kubectl.parent}:{cluster.binaries.helm.parent}:$PATH")
+        print(f"# image map: {cluster.image_map}   logs: {cluster.logs_dir()}")
+        print("# cluster is up; Ctrl-C tears it down", flush=True)
+        stop.wait()
+        print("# tearing down", flush=True)
+    return 0
+
+
+def _sweep(_: argparse.Namespace) -> int:
+    """Removes what killed clusters left: slots whose lock nobody holds."""
+    freed = []
+    while True:
+        slot = network.acquire_slot()  # sweeps as it takes
+        freed.append(slot)
+        if slot.number >= network.MAX_SLOTS - 1 or not network.list_links(f"kt{slot.number + 1}"):
+            break
+    for slot in freed:
+        network.delete_bridge(slot)
+        mountpoints.release_owner(slot.number)
+        slot.release()
+    print(f"swept {len(freed)} free slot(s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="e2e/cluster.py", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a cluster and keep it up until Ctrl-C")
+    up.add_argument("--node", action="append", default=[],
+                    help='node as JSON, e.g. \'{"name": "gpu-0", "cpu": "8", "memory": "32Gi", "gpus": 2}\'')
+    up.add_argument("--image", action="append", help="IMAGE=COMMAND: run IMAGE's containers as COMMAND")
+    up.add_argument("--workdir", type=Path)
+    up.add_argument("--keep", action="store_true", help="keep the workdir (logs) after teardown")
+    up.set_defaults(func=_up)
+    sweep = sub.add_parser("sweep", help="remove leftovers of killed clusters")
+    sweep.set_defaults(func=_sweep)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The same fixture surface over a cluster someone else runs (kind, or any).
+
+With KUBETUNE_E2E_KUBECONFIG set, the tests run against that cluster instead
+of starting a local one. Images are then really pulled, so image mapping and
+the harness's own node features (extra nodes, GPUs) are not available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .kubeconfig import token_user, write_kubeconfig
+
+
+class Unsupported(RuntimeError):
+    """A local-harness feature asked of an external cluster (tests skip on it)."""
+
+
+class ExternalCluster:
+    """A cluster reached through an existing kubeconfig."""
+
+    local = False
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = Path(tempfile.mkdtemp(prefix="kubetune-external-"))
+        self.kubectl_path = shutil.which("kubectl") or "kubectl"
+        self.helm_path = shutil.which("helm") or "helm"
+        self.left_over: list[str] = []
+
+    def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                kubeconfig: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([self.kubectl_path, *args], input=input, text=True, capture_output=True,
+                                env=self.env(kubeconfig), timeout=timeout)
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+        return result
+
+    def helm(self, *args: str, check: bool = True, kubeconfig: Path | None = None,
+             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([self.helm_path, *args], text=True, capture_output=True,
+                                env=self.env(kubeconfig), timeout=timeout)
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+        return result
+
+    def serviceaccount_kubeconfig(self, namespace: str, name: str,
+                                  expiration_seconds: int = 86400) -> Path:
+        token = self.kubectl("create", "token", name, "-n", namespace,
+                             f"--duration={expiration_seconds}s").stdout.strip()
+        view = json.loads(self.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+        cluster = view["clusters"][0]["cluster"]
+        ca = self.workdir / "ca.crt"
+        if "certificate-authority-data" in cluster:
+            import base64
+            ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+        else:
+            ca = Path(cluster["certificate-authority"])
+        return write_kubeconfig(self.workdir / f"{namespace}.{name}.kubeconfig", cluster["server"],
+                                ca, token_user(token), namespace=namespace)
+
+    def map_image(self, *args: object, **kwargs: object) -> None:
+        raise Unsupported("image mapping needs the local cluster")
+
+    def add_node(self, *args: object, **kwargs: object) -> None:
+        raise Unsupported("adding nodes needs the local cluster")
+
+    def stop(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""The session's Kubernetes cluster for every test marked `cluster`.
+
+By default a LocalCluster (e2e/localcluster): etcd, kube-apiserver and
+kube-controller-manager built by e2e/build.sh, and the process-based node
+agent. With KUBETUNE_E2E_KUBECONFIG=path the same tests run against that
+cluster instead (kind, or any), minus the tests that need the local harness.
+
+Fixtures:
+- cluster: the cluster (.kubeconfig, .kubectl(*args), .serviceaccount_kubeconfig(ns, name),
+  .map_image(image, entrypoint, ...), .helm(*args), .add_node(NodeSpec), .local);
+- namespace: a fresh namespace per test, deleted afterwards;
+- local_cluster: the cluster, skipping the test when it is not the local one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+E2E = Path(__file__).resolve().parents[2] / "e2e"
+if str(E2E) not in sys.path:
+    sys.path.insert(0, str(E2E))
+
+from localcluster import LocalCluster  # noqa: E402
+from localcluster.external import ExternalCluster  # noqa: E402
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster | ExternalCluster]:
+    """One cluster for the whole session, torn down completely at its end."""
+    external = os.environ.get("KUBETUNE_E2E_KUBECONFIG")
+    if external:
+        ext = ExternalCluster(Path(external))
+        yield ext
+        ext.stop()
+        return
+    # SIGTERM (a CI timeout, `kill`) tears down like Ctrl-C instead of leaking.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    local = LocalCluster()
+    try:
+        with local:
+            yield local
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if local.left_over:
+        pytest.fail("local cluster teardown left: " + "; ".join(local.left_over))
+
+
+@pytest.fixture
+def local_cluster(cluster: LocalCluster | ExternalCluster) -> LocalCluster:
+    """The cluster, when it is the local one (the test needs the node agent)."""
+    if not isinstance(cluster, LocalCluster):
+        pytest.skip("needs the local cluster's node agent")
+    return cluster
+
+
+@pytest.fixture
+def namespace(cluster: LocalCluster | ExternalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of this test's own, deleted (in the background) afterwards."""
+    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -1,0 +1,63 @@
+"""Small helpers for tests that drive a cluster through kubectl."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class Kubectl(Protocol):
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> Any: ...
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 60, interval: float = 0.3,
+             what: str = "condition") -> T:
+    """Polls predicate until truthy; fails the test with what it last saw."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
+        time.sleep(interval)
+
+
+def get(cluster: Kubectl, *args: str) -> dict[str, Any]:
+    """`kubectl get ... -o json`, decoded; {} when not found."""
+    result = cluster.kubectl("get", *args, "-o", "json", check=False)
+    if result.returncode != 0:
+        if "NotFound" in result.stderr or "not found" in result.stderr:
+            return {}
+        raise AssertionError(result.stderr)
+    return dict(json.loads(result.stdout))
+
+
+def apply(cluster: Kubectl, namespace: str, *manifests: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                    input=yaml.safe_dump_all(list(manifests)))
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for c in obj.get("status", {}).get("conditions", []) or []:
+        if c["type"] == kind:
+            return dict(c)
+    return None
+
+
+def container_status(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    status = pod.get("status", {})
+    for c in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
+        if c["name"] == name:
+            return dict(c)
+    raise AssertionError(f"no status for container {name}")
+
+
+def job_pods(cluster: Kubectl, namespace: str, job: str) -> list[dict[str, Any]]:
+    return list(get(cluster, "pods", "-n", namespace, "-l", f"job-name={job}").get("items", []))
