@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,46 @@ def _cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_operator(args: argparse.Namespace) -> int:
+    from kubetune.operator.app import RunOptions, run_operator
+    from kubetune.operator.leader import LeaseSettings
+    from kubetune.operator.settings import OperatorSettings, ScrapeSettings
+    from kubetune.operator.trialjob import SidecarConfig
+
+    try:
+        resources = json.loads(args.sidecar_resources)
+        security = json.loads(args.sidecar_security_context)
+    except ValueError as exc:
+        raise CliError(f"--sidecar-resources / --sidecar-security-context must be JSON: {exc}") from None
+    settings = OperatorSettings(
+        sidecar=SidecarConfig(
+            image=args.sidecar_image,
+            port=args.sidecar_port,
+            image_pull_policy=args.sidecar_image_pull_policy,
+            resources=resources,
+            security_context=security,
+        ),
+        scrape=ScrapeSettings(
+            interval_seconds=args.scrape_interval,
+            timeout_seconds=args.scrape_timeout,
+            concurrency=args.scrape_concurrency,
+        ),
+        namespaces=tuple(args.namespace or ()),
+    )
+    lease = LeaseSettings(namespace=args.lease_namespace) if args.leader_election else None
+    return run_operator(RunOptions(settings, lease, args.liveness or None))
+
+
+def _cmd_sidecar(args: argparse.Namespace) -> int:
+    from kubetune.runners.sidecar import SidecarSettings, run_sidecar
+
+    try:
+        settings = SidecarSettings.from_env()
+    except (KeyError, ValueError) as exc:
+        raise CliError(f"sidecar: bad or missing environment ({exc}); the operator sets it") from None
+    return run_sidecar(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetune", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kubetune {__version__}")
@@ -124,6 +165,43 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a tuning job spec without running it")
     validate.add_argument("spec", help="YAML file with a HyperParameterTuningJob")
     validate.set_defaults(func=_cmd_validate)
+
+    operator = commands.add_parser("operator", help="run the Kubernetes operator (in a pod, or from a kubeconfig)")
+    operator.add_argument(
+        "--namespace", action="append", help="watch this namespace (repeat for several; default: all)"
+    )
+    operator.add_argument(
+        "--sidecar-image",
+        default=os.environ.get("KUBETUNE_SIDECAR_IMAGE", f"ghcr.io/kubetune/kubetune:{__version__}"),
+        help="image of the metrics sidecar injected into trial pods (default: $KUBETUNE_SIDECAR_IMAGE or this version's)",
+    )
+    operator.add_argument("--sidecar-image-pull-policy", choices=["Always", "IfNotPresent", "Never"])
+    operator.add_argument("--sidecar-port", type=int, default=9465, help="port the sidecar serves metrics on")
+    operator.add_argument("--sidecar-resources", default="{}", help="JSON resources of the sidecar container")
+    operator.add_argument(
+        "--sidecar-security-context", default="{}", help="JSON securityContext of the sidecar container"
+    )
+    operator.add_argument(
+        "--scrape-interval", type=float, default=5.0, help="seconds between scrapes of a running trial"
+    )
+    operator.add_argument("--scrape-timeout", type=float, default=3.0, help="seconds one scrape may take")
+    operator.add_argument("--scrape-concurrency", type=int, default=32, help="scrapes in flight at once")
+    operator.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold a Lease so one replica acts",
+    )
+    operator.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the leader-election Lease (default: $POD_NAMESPACE or default)",
+    )
+    operator.add_argument("--liveness", help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz")
+    operator.set_defaults(func=_cmd_operator)
+
+    sidecar = commands.add_parser("sidecar", help="the metrics collector inside a trial pod (the operator injects it)")
+    sidecar.set_defaults(func=_cmd_sidecar)
 
     crd = commands.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     crd.add_argument("-o", "--output", help="write to this file instead of stdout")

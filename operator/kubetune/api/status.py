@@ -86,6 +86,10 @@ class HyperParameterTuningJobStatus(Model):
     conditions: list[Condition] = Field(default_factory=list, description="Kubernetes conditions.")
     observed_generation: int | None = Field(default=None, description="The spec generation last acted on.")
     creation_time: str | None = Field(default=None, description="When the tuning job started (RFC 3339).")
+    random_seed: int | None = Field(
+        default=None,
+        description="The seed in use: spec.randomSeed, or one chosen at start so a restarted operator continues the same way.",
+    )
     end_time: str | None = Field(default=None, description="When the tuning job ended (RFC 3339).")
     failure_reason: str | None = Field(default=None, description="Why the tuning job failed.")
     completion_reason: str | None = Field(default=None, description="Why the tuning job completed.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -127,15 +126,15 @@ def _to_float(raw: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class MetricsFileTail:
-    """Reads the complete lines appended to a metrics file since the last read."""
+class LineTail:
+    """Reads the complete lines appended to a file since the last read (a partial last line waits)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._offset = 0
         self._partial = b""
 
-    def read_records(self) -> list[dict[str, Any]]:
+    def read_lines(self) -> list[str]:
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self._offset)
@@ -143,11 +142,22 @@ class MetricsFileTail:
         except FileNotFoundError:
             return []
         self._offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
+        lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()
+        return [line.decode("utf-8", errors="replace") for line in lines]
+
+    def flush_partial(self) -> list[str]:
+        """The unterminated last line, once the writer is known to be done."""
+        rest, self._partial = self._partial, b""
+        return [rest.decode("utf-8", errors="replace")] if rest else []
+
+
+class MetricsFileTail(LineTail):
+    """Reads the records appended to a metrics file (one JSON object a line); other lines are skipped."""
+
+    def read_records(self) -> list[dict[str, Any]]:
         records = []
-        for line in lines:
+        for line in self.read_lines():
             try:
                 record = json.loads(line)
             except ValueError:
@@ -155,6 +165,3 @@ class MetricsFileTail:
             if isinstance(record, dict):
                 records.append(record)
         return records
-
-    def exists(self) -> bool:
-        return os.path.exists(self.path)

@@ -156,13 +156,13 @@ class Tuner:
 
     def history(self) -> dict[str, Any]:
         """A JSON-serialisable record of every trial and report: enough to continue exactly."""
-        return {
-            "format": HISTORY_FORMAT,
-            "seed": self.seed,
-            "startedAt": self.started_at,
-            "cancelled": self._cancelled,
-            "trials": [_record_to_json(r) for r in self._trials.values()],
-        }
+        return make_history(
+            self.seed, self.started_at, [_record_to_json(r) for r in self._trials.values()], self._cancelled
+        )
+
+    def trial_document(self, trial_id: str) -> dict[str, Any]:
+        """One trial's part of history(), for runners that store each trial apart (the operator, on its Job)."""
+        return _record_to_json(self._record(trial_id))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -233,7 +233,8 @@ class Tuner:
         self._scheduler.on_end(record.trial.id)
         if status is TrialStatus.FAILED:
             self._failed += 1
-            self._failed_configs.append(record.trial.tuned)
+            if record.trial.tuned:  # a trial whose Job was deleted before it was read has no known config
+                self._failed_configs.append(record.trial.tuned)
         elif value is not None:
             loss = self._sign * value
             self._observations.append(Observation(record.trial.tuned, loss, status is TrialStatus.COMPLETED))
@@ -286,6 +287,19 @@ class Tuner:
                     self._end(record, TrialStatus(payload["status"]), value, payload.get("reason", ""), seq)
         if history.get("cancelled"):
             self._cancelled = str(history["cancelled"])
+
+
+def make_history(
+    seed: int, started_at: float, trials: list[dict[str, Any]], cancelled: str | None = None
+) -> dict[str, Any]:
+    """Assemble a history from trial documents kept elsewhere (e.g. one per Job): what Tuner(history=) takes."""
+    return {
+        "format": HISTORY_FORMAT,
+        "seed": seed,
+        "startedAt": started_at,
+        "cancelled": cancelled,
+        "trials": sorted(trials, key=lambda t: int(t["number"])),
+    }
 
 
 def _record_to_json(record: TrialRecord) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""Start the operator: kubeconfig, leader election, kopf settings, then the handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+import kopf
+from kubernetes import client, config
+
+from kubetune.logs import decision
+from kubetune.operator.handlers import Indexes, register
+from kubetune.operator.kube import Kube
+from kubetune.operator.leader import LeaderElection, LeaseSettings
+from kubetune.operator.reconcile import Controller, Deps
+from kubetune.operator.scrape import Scraper
+from kubetune.operator.settings import OperatorSettings
+
+log = logging.getLogger("kubetune.operator")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    settings: OperatorSettings
+    lease: LeaseSettings | None
+    """None: no leader election (a single replica, or tests)."""
+    liveness_endpoint: str | None = None
+
+
+def api_client() -> client.ApiClient:
+    """In a pod: its ServiceAccount; elsewhere: $KUBECONFIG or ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+def kopf_settings(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
+    # kopf's own bookkeeping goes to annotations: our status schema is strict and would prune it.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.kubetune.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kopf.kubetune.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our own events say what happened; kopf's would be noise
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    return settings
+
+
+def run_operator(options: RunOptions) -> int:
+    api = api_client()
+    stop = threading.Event()
+    lost = threading.Event()
+    if options.lease is not None:
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        election = LeaderElection(api, options.lease, identity)
+        if not election.acquire(stop):
+            return 0
+        election.keep(stop, lost)
+    try:
+        asyncio.run(_serve(api, options, lost))
+    finally:
+        stop.set()
+    if lost.is_set():
+        return 1  # let the Deployment restart us as a standby
+    return 0
+
+
+async def _serve(api: client.ApiClient, options: RunOptions, lost: threading.Event) -> None:
+    settings = options.settings
+    scraper = Scraper(settings.scrape.concurrency, settings.scrape.timeout_seconds)
+    kube = Kube(api)
+    indexes = Indexes()
+    controller = Controller(Deps(kube, scraper, settings, indexes.jobs_of, indexes.pods_of))
+    registry = kopf.OperatorRegistry()
+    register(registry, controller, indexes)
+    decision(
+        log,
+        "operator.started",
+        namespaces=list(settings.namespaces) or "all",
+        sidecar_image=settings.sidecar.image,
+        scrape_interval=settings.scrape.interval_seconds,
+    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings(kopf.OperatorSettings()),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            stop_flag=lost,
+            liveness_endpoint=options.liveness_endpoint,
+        )
+    finally:
+        await scraper.close()

@@ -1,0 +1,31 @@
+"""Labels, annotations and names the operator writes: the cluster is the database, these are its columns."""
+
+from __future__ import annotations
+
+import hashlib
+
+from kubetune.api.resource import GROUP
+
+TUNING_JOB_LABEL = f"{GROUP}/tuning-job"
+TRIAL_LABEL = f"{GROUP}/trial"
+TRIAL_RECORD_ANNOTATION = f"{GROUP}/trial-record"
+"""JSON of the trial's record in the Tuner's history format: hyperparameters, reports, outcome."""
+HYPERPARAMETERS_ANNOTATION = f"{GROUP}/hyperparameters"
+METRICS_ANNOTATION = f"{GROUP}/metrics"
+"""Last value of each metric the trial reported, for `kubectl describe job`."""
+SIDECAR_NAME = "kubetune-metrics"
+SHARED_VOLUME = "kubetune-shared"
+FINALIZER = f"{GROUP}/trials"
+
+MAX_NAME = 63
+"""Job names become the `job-name` label of their pods, so they must fit a label value."""
+
+
+def trial_job_name(tuning_job: str, number: int) -> str:
+    """Predictable: <tuning job>-<number, 4 digits>; long names are cut and keep a hash, so they stay unique."""
+    suffix = f"-{number:04d}"
+    if len(tuning_job) + len(suffix) <= MAX_NAME:
+        return tuning_job + suffix
+    digest = hashlib.sha256(tuning_job.encode()).hexdigest()[:6]
+    keep = MAX_NAME - len(suffix) - len(digest) - 1
+    return f"{tuning_job[:keep].rstrip('-.')}-{digest}{suffix}"

@@ -1,0 +1,640 @@
+"""The loop that runs one tuning job: observe trials, tell the engine, act on its decisions, report status.
+
+Each tuning job gets one TuningJobRun, driven by one kopf daemon, so nothing
+else touches its Tuner. The run is rebuilt from the cluster whenever the
+operator starts (records.py); in between it keeps the Tuner in memory and
+writes every decision to the trial's Job before acting on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetune.api.spec import HyperParameterTuningJobSpec, parse_spec
+from kubetune.api.status import HyperParameterTuningJobStatus, TuningJobStatus
+from kubetune.engine import Trial, TrialStatus, Tuner
+from kubetune.errors import SpecError
+from kubetune.logs import decision
+from kubetune.operator.kube import Kube, KubeError
+from kubetune.operator.names import METRICS_ANNOTATION, SIDECAR_NAME, TRIAL_RECORD_ANNOTATION, trial_job_name
+from kubetune.operator.records import compact_record, history_from_jobs
+from kubetune.operator.scrape import Scraper, SeriesChunk
+from kubetune.operator.settings import OperatorSettings
+from kubetune.operator.status import now_rfc3339, parse_rfc3339, rfc3339, set_condition, status_from_wire, tuner_status
+from kubetune.operator.trialjob import build_trial_job
+
+log = logging.getLogger("kubetune.operator")
+
+JobsOf = Callable[[str, str], Sequence[Mapping[str, Any]]]
+"""(namespace, tuning job) -> its trial Jobs, from the watch-fed index."""
+PodsOf = Callable[[str, str], Sequence[Mapping[str, Any]]]
+"""(namespace, Job name) -> its pods, from the watch-fed index."""
+
+TERMINAL = {TuningJobStatus.COMPLETED, TuningJobStatus.FAILED, TuningJobStatus.STOPPED}
+STOPPED_BY_USER = "the tuning job was stopped (spec.stopped is true)"
+
+
+@dataclass
+class TrialRuntime:
+    """What the operator knows of a running trial beyond the Tuner: nothing it cannot re-learn."""
+
+    job_name: str
+    created_at: float
+    pod_uid: str | None = None
+    consumed: int = 0
+    """Objective points of the current pod already passed to the Tuner."""
+    written_at: float = 0.0
+    dirty: bool = False
+    ended_at: float | None = None
+    """When the Job was first seen finished (the summary may arrive a moment later)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deps:
+    kube: Kube
+    scraper: Scraper
+    settings: OperatorSettings
+    jobs_of: JobsOf
+    pods_of: PodsOf
+
+
+class TuningJobRun:
+    """One tuning job's Tuner and the Jobs that carry out its trials."""
+
+    def __init__(self, deps: Deps, owner: dict[str, Any], spec: HyperParameterTuningJobSpec, tuner: Tuner) -> None:
+        self.deps = deps
+        self.owner = owner
+        self.spec = spec
+        self.tuner = tuner
+        self.trials: dict[str, TrialRuntime] = {}
+        self.uncreated: set[str] = set()
+        """Trials asked for whose Job creation was refused; retried before asking for more."""
+        self.blocked: str | None = None
+        """Why the last Job creation was refused (quota, admission), until one succeeds."""
+        self.announced_capture = False
+        self.status = HyperParameterTuningJobStatus()
+        self._written_status: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.owner["name"])
+
+    def written(self, wire: dict[str, Any]) -> None:
+        """The status as last written, so the next write sends only a change."""
+        self._written_status = wire
+
+    @property
+    def namespace(self) -> str:
+        return str(self.owner["namespace"])
+
+    # -- one round ------------------------------------------------------------------------------
+
+    async def step(self, stopped_by_user: bool, generation: int | None) -> bool:
+        """Observe, decide, act, report. Returns True once the tuning job has ended."""
+        await self._observe()
+        if stopped_by_user:
+            self.tuner.cancel(STOPPED_BY_USER)
+        completion = self.tuner.completion
+        if stopped_by_user or completion is not None:
+            reason = (
+                STOPPED_BY_USER
+                if stopped_by_user
+                else f"the tuning job completed: {completion.message if completion else ''}"
+            )
+            for trial in self.tuner.running:
+                await self._stop(trial, reason, by_tuner=False)
+        else:
+            await self._start_trials()
+        await self._write_records()
+        ended = self.tuner.completion is not None
+        await self._report_status(generation, stopping=stopped_by_user and not ended)
+        return ended
+
+    async def _observe(self) -> None:
+        jobs = {j["metadata"]["name"]: j for j in self.deps.jobs_of(self.namespace, self.name)}
+        scrapes: list[tuple[Trial, TrialRuntime, str, int]] = []
+        now = time.monotonic()
+        for trial in self.tuner.running:
+            if trial.id in self.uncreated:
+                continue
+            runtime = self.trials.get(trial.id)
+            if runtime is None:  # running in the Tuner since a restart: the Job exists
+                runtime = self.trials[trial.id] = TrialRuntime(trial_job_name(self.name, trial.number), now)
+                runtime.consumed = len(self.tuner.record(trial.id).reports)
+            job = jobs.get(runtime.job_name)
+            if job is None:
+                if now - runtime.created_at > self.deps.settings.job_visible_grace_seconds:
+                    await self._end(trial, runtime, TrialStatus.FAILED, None, "its Job was deleted")
+                continue
+            pod = _newest(self.deps.pods_of(self.namespace, runtime.job_name))
+            uid = pod["metadata"].get("uid") if pod is not None else None
+            if uid is not None and uid != runtime.pod_uid:
+                if runtime.pod_uid is not None:  # the Job retried: a new pod, a new series
+                    runtime.consumed = 0
+                runtime.pod_uid = uid
+            outcome = _job_outcome(job)
+            if outcome is not None:
+                await self._finish(trial, runtime, job, pod, outcome, now)
+                continue
+            ip = (pod or {}).get("status", {}).get("podIP")
+            if ip and _sidecar_running(pod):
+                scrapes.append((trial, runtime, ip, runtime.consumed))
+        port = self.deps.settings.sidecar.port
+        results = await asyncio.gather(*(self.deps.scraper.fetch(ip, port, since) for _, _, ip, since in scrapes))
+        for (trial, runtime, _, _), result in zip(scrapes, results, strict=True):
+            if isinstance(result, SeriesChunk):
+                await self._feed(trial, runtime, result.points)
+
+    async def _feed(self, trial: Trial, runtime: TrialRuntime, points: Sequence[tuple[float, float]]) -> None:
+        for step, value in points:
+            runtime.consumed += 1
+            runtime.dirty = True
+            if self.tuner.record(trial.id).status is not TrialStatus.RUNNING:
+                return
+            if self.tuner.report(trial.id, step, value):
+                record = self.tuner.record(trial.id)
+                await self._stop(trial, record.reason or "stopped by the strategy", by_tuner=True)
+                return
+
+    async def _finish(
+        self,
+        trial: Trial,
+        runtime: TrialRuntime,
+        job: Mapping[str, Any],
+        pod: Mapping[str, Any] | None,
+        outcome: tuple[bool, str],
+        now: float,
+    ) -> None:
+        succeeded, reason = outcome
+        summary = _sidecar_summary(pod)
+        if summary is None:
+            runtime.ended_at = runtime.ended_at or now
+            if now - runtime.ended_at < self.deps.settings.summary_grace_seconds:
+                return  # the kubelet may not have recorded the sidecar's last word yet
+        if summary is not None:
+            runtime.metrics = dict(summary.get("metrics", {}))
+            series = summary.get("series", [])
+            known = len(self.tuner.record(trial.id).reports)
+            if known == 0 and series:  # the trial ran between two scrapes: take its compact series
+                await self._feed(trial, runtime, [(float(s), float(v)) for s, v in series])
+        if self.tuner.record(trial.id).status is not TrialStatus.RUNNING:
+            return
+        final = summary.get("final") if summary else None
+        if final is None:
+            final = self.tuner.record(trial.id).last_value
+        if succeeded:
+            await self._end(trial, runtime, TrialStatus.COMPLETED, final, "")
+        else:
+            await self._end(trial, runtime, TrialStatus.FAILED, None, _failure_reason(reason, pod, self.spec))
+
+    async def _end(
+        self, trial: Trial, runtime: TrialRuntime, status: TrialStatus, value: float | None, reason: str
+    ) -> None:
+        if status is TrialStatus.COMPLETED:
+            self.tuner.tell(trial.id, value)
+        else:
+            self.tuner.fail(trial.id, reason)
+        record = self.tuner.record(trial.id)
+        await self._write_record(trial, runtime, force=True)
+        event = "trial.completed" if status is TrialStatus.COMPLETED else "trial.failed"
+        decision(
+            log,
+            event,
+            logging.INFO if status is TrialStatus.COMPLETED else logging.WARNING,
+            tuning_job=self.name,
+            namespace=self.namespace,
+            trial=runtime.job_name,
+            value=record.value,
+            reason=reason or None,
+        )
+        if status is TrialStatus.COMPLETED:
+            shown = (
+                "no objective value" if record.value is None else f"{self.spec.objective.metric_name}={record.value:g}"
+            )
+            await self._event("Normal", "TrialCompleted", f"trial {runtime.job_name} completed: {shown}")
+        else:
+            await self._event("Warning", "TrialFailed", f"trial {runtime.job_name} failed: {reason}")
+        self.trials.pop(trial.id, None)
+
+    async def _stop(self, trial: Trial, reason: str, by_tuner: bool) -> None:
+        """Record the stop on the Job and suspend it in one write, then delete its pods at once."""
+        runtime = self.trials.get(trial.id) or TrialRuntime(trial_job_name(self.name, trial.number), time.monotonic())
+        if not by_tuner:
+            self.tuner.stop(trial.id, reason)
+        record = self.tuner.record(trial.id)
+        try:
+            await self.deps.kube.patch_job(
+                self.namespace,
+                runtime.job_name,
+                {"metadata": {"annotations": self._annotations(trial.id, runtime)}, "spec": {"suspend": True}},
+            )
+            await self.deps.kube.delete_pods(self.namespace, runtime.job_name)
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+        decision(
+            log,
+            "trial.stopped",
+            tuning_job=self.name,
+            namespace=self.namespace,
+            trial=runtime.job_name,
+            value=record.value,
+            reason=reason,
+        )
+        await self._event("Normal", "TrialStopped", f"trial {runtime.job_name} stopped: {reason}")
+        self.trials.pop(trial.id, None)
+
+    async def _start_trials(self) -> None:
+        free = self.spec.resource_limits.max_parallel_training_jobs - len(self.tuner.running)
+        # A trial asked for but not yet created (its creation was refused) is retried first.
+        for trial in [t for t in self.tuner.running if t.id in self.uncreated]:
+            if not await self._create(trial):
+                return
+        if free <= 0:
+            return
+        for trial in self.tuner.ask(free):
+            if not await self._create(trial):
+                return
+
+    async def _create(self, trial: Trial) -> bool:
+        record = compact_record(self.tuner.trial_document(trial.id))
+        job = build_trial_job(self.spec, self.owner, trial, record, self.deps.settings.sidecar)
+        name = job.manifest["metadata"]["name"]
+        try:
+            await self.deps.kube.create_job(job.manifest)
+        except KubeError as exc:
+            if not exc.already_exists:  # already there: created before a restart, adopt it
+                self.uncreated.add(trial.id)
+                await self._creation_refused(trial, name, exc)
+                return False
+        self.uncreated.discard(trial.id)
+        self.trials[trial.id] = TrialRuntime(name, time.monotonic(), written_at=time.monotonic())
+        if self.blocked:
+            self.blocked = None
+        decision(
+            log,
+            "trial.created",
+            tuning_job=self.name,
+            namespace=self.namespace,
+            trial=name,
+            hyperparameters=dict(trial.tuned),
+        )
+        await self._event("Normal", "TrialCreated", f"created trial {name} with {_format(trial.tuned)}")
+        if not job.output_captured and not self.announced_capture:
+            self.announced_capture = True
+            await self._event(
+                "Warning",
+                "OutputNotCaptured",
+                f"container {self.spec.primary_container['name']!r} has no command to wrap, so metricDefinitions cannot "
+                "read its output; report metrics with kubetune.report() or the metrics file instead",
+            )
+        return True
+
+    async def _creation_refused(self, trial: Trial, name: str, exc: KubeError) -> None:
+        message = f"cannot create Job {name}: {exc}"
+        if exc.invalid:
+            # The template itself is wrong: every trial would fail the same way.
+            self.uncreated.discard(trial.id)
+            self.tuner.fail(trial.id, message)
+            self.tuner.cancel(message)
+            self.blocked = message
+            decision(
+                log, "trial.invalid", logging.ERROR, tuning_job=self.name, namespace=self.namespace, reason=message
+            )
+            await self._event("Warning", "InvalidTrialTemplate", message)
+            return
+        if self.blocked != message:
+            self.blocked = message
+            decision(
+                log, "trial.blocked", logging.WARNING, tuning_job=self.name, namespace=self.namespace, reason=message
+            )
+            await self._event("Warning", "TrialCreationBlocked", message)
+
+    # -- writing back ---------------------------------------------------------------------------
+
+    def _annotations(self, trial_id: str, runtime: TrialRuntime) -> dict[str, str]:
+        record = compact_record(self.tuner.trial_document(trial_id))
+        annotations = {TRIAL_RECORD_ANNOTATION: json.dumps(record, separators=(",", ":"))}
+        if runtime.metrics:
+            last = {k: v.get("last") for k, v in runtime.metrics.items() if isinstance(v, dict)}
+            annotations[METRICS_ANNOTATION] = json.dumps(last, separators=(",", ":"), sort_keys=True)
+        return annotations
+
+    async def _write_record(self, trial: Trial, runtime: TrialRuntime, force: bool) -> None:
+        now = time.monotonic()
+        if not force and (
+            not runtime.dirty or now - runtime.written_at < self.deps.settings.scrape.record_interval_seconds
+        ):
+            return
+        try:
+            await self.deps.kube.patch_job(
+                self.namespace, runtime.job_name, {"metadata": {"annotations": self._annotations(trial.id, runtime)}}
+            )
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+        runtime.written_at, runtime.dirty = now, False
+
+    async def _write_records(self) -> None:
+        for trial in self.tuner.running:
+            runtime = self.trials.get(trial.id)
+            if runtime is not None:
+                await self._write_record(trial, runtime, force=False)
+
+    async def _report_status(self, generation: int | None, stopping: bool) -> None:
+        completion_before = self.status.completion_reason
+        status = tuner_status(self.tuner, self.name, self.status, generation, stopping)
+        if self.blocked:
+            status = status.model_copy(
+                update={
+                    "conditions": set_condition(
+                        status.conditions, "TrialsBlocked", "True", "JobCreationRefused", self.blocked, generation
+                    )
+                }
+            )
+        elif any(c.type == "TrialsBlocked" and c.status == "True" for c in status.conditions):
+            status = status.model_copy(
+                update={
+                    "conditions": set_condition(
+                        status.conditions, "TrialsBlocked", "False", "JobsCreated", "", generation
+                    )
+                }
+            )
+        self.status = status
+        wire = status.to_wire()
+        if wire != self._written_status:
+            # A merge patch keeps what it does not mention: clear what is no longer set.
+            cleared = {k: None for k in self._written_status or {} if k not in wire}
+            await self.deps.kube.patch_status(self.namespace, self.name, {**cleared, **wire})
+            self._written_status = wire
+        completion = self.tuner.completion
+        if completion is not None and completion_before is None:
+            best = self.tuner.best
+            best_text = (
+                f"; best trial {trial_job_name(self.name, best.number)} with {self.spec.objective.metric_name}={best.value:g}"
+                if best
+                else ""
+            )
+            decision(
+                log,
+                "job.ended",
+                tuning_job=self.name,
+                namespace=self.namespace,
+                status=status.hyper_parameter_tuning_job_status,
+                reason=completion.reason.value,
+                message=completion.message,
+                best=best.value if best else None,
+            )
+            kind = "Warning" if status.hyper_parameter_tuning_job_status is TuningJobStatus.FAILED else "Normal"
+            await self._event(
+                kind,
+                f"TuningJob{status.hyper_parameter_tuning_job_status.value if status.hyper_parameter_tuning_job_status else ''}",
+                completion.message + best_text,
+            )
+
+    async def _event(self, kind: str, reason: str, message: str) -> None:
+        try:
+            await self.deps.kube.event(self.owner, kind, reason, message)
+        except KubeError as exc:  # an event is a courtesy: never let it stop a decision
+            decision(log, "event.failed", logging.WARNING, tuning_job=self.name, reason=reason, error=str(exc))
+
+
+class Controller:
+    """Creates, drives and forgets TuningJobRuns; one per tuning job, keyed by uid."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._runs: dict[str, TuningJobRun] = {}
+        self._wakeups: dict[tuple[str, str], asyncio.Event] = {}
+
+    def wake(self, namespace: str, name: str) -> None:
+        event = self._wakeups.get((namespace, name))
+        if event is not None:
+            event.set()
+
+    def forget(self, uid: str) -> None:
+        self._runs.pop(uid, None)
+
+    async def run(self, body: Mapping[str, Any], stopped: Callable[[], bool]) -> None:
+        """The daemon of one tuning job: a round per wake-up or interval until it ends or is deleted."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        wakeup = self._wakeups.setdefault(key, asyncio.Event())
+        failures = 0
+        try:
+            while not stopped():
+                wakeup.clear()
+                try:
+                    if await self.reconcile(body):
+                        return
+                    failures = 0
+                except Exception as exc:  # one bad round must not end the daemon or touch other jobs
+                    failures += 1
+                    decision(
+                        log,
+                        "reconcile.error",
+                        logging.ERROR,
+                        tuning_job=meta["name"],
+                        namespace=meta["namespace"],
+                        error=f"{type(exc).__name__}: {exc}",
+                        attempt=failures,
+                    )
+                delay = self.deps.settings.scrape.interval_seconds * min(2**failures, 12)
+                await _wait(wakeup, delay, stopped)
+        finally:
+            self._wakeups.pop(key, None)
+
+    async def reconcile(self, body: Mapping[str, Any]) -> bool:
+        """One round for one tuning job; True when there is nothing left to do."""
+        meta = body["metadata"]
+        owner = {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
+        status = status_from_wire(body.get("status"))
+        generation = meta.get("generation")
+        run = self._runs.get(meta["uid"])
+        if run is None:
+            rejected = _rejected_generation(status)
+            if rejected is not None and rejected == generation:
+                return False  # invalid as it stands: wait for the user to fix the spec
+            if status.hyper_parameter_tuning_job_status in TERMINAL and rejected is None:
+                return True
+            run = await self._open(owner, body.get("spec") or {}, status, generation)
+            if run is None:
+                return False
+            self._runs[meta["uid"]] = run
+        stopped = bool((body.get("spec") or {}).get("stopped"))
+        ended = await run.step(stopped, generation)
+        if ended:
+            self.forget(meta["uid"])
+        return ended
+
+    async def _open(
+        self,
+        owner: dict[str, Any],
+        raw_spec: dict[str, Any],
+        status: HyperParameterTuningJobStatus,
+        generation: int | None,
+    ) -> TuningJobRun | None:
+        try:
+            spec = parse_spec(raw_spec)
+            seed = status.random_seed if status.random_seed is not None else spec.random_seed
+            if seed is None:
+                seed = secrets.randbits(31)
+            started = parse_rfc3339(status.creation_time) if status.creation_time else time.time()
+            history = history_from_jobs(
+                self.deps.jobs_of(owner["namespace"], owner["name"]), seed, started, owner["name"]
+            )
+            tuner = Tuner(spec, history=history)
+        except SpecError as exc:
+            await self._reject(owner, status, exc, generation)
+            return None
+        run = TuningJobRun(self.deps, owner, spec, tuner)
+        run.status = status.model_copy(
+            update={
+                "random_seed": seed,
+                "creation_time": rfc3339(started),
+                "hyper_parameter_tuning_job_status": TuningJobStatus.IN_PROGRESS,
+                "failure_reason": None,
+                "end_time": None,
+            }
+        )
+        resumed = len(tuner.trials)
+        # The seed and start time are stored before the first trial exists, so a restart continues the same way.
+        cleared = {k: None for k in status.to_wire() if k not in run.status.to_wire()}
+        await self.deps.kube.patch_status(owner["namespace"], owner["name"], {**cleared, **run.status.to_wire()})
+        run.written(run.status.to_wire())
+        decision(
+            log,
+            "job.resumed" if resumed else "job.started",
+            tuning_job=owner["name"],
+            namespace=owner["namespace"],
+            strategy=spec.strategy.value,
+            seed=seed,
+            trials=resumed,
+            budget=tuner.budget,
+        )
+        if not resumed:
+            await run._event(
+                "Normal", "TuningJobStarted", f"{spec.strategy.value} search, budget {tuner.budget} trials, seed {seed}"
+            )
+        return run
+
+    async def _reject(
+        self, owner: dict[str, Any], status: HyperParameterTuningJobStatus, exc: SpecError, generation: int | None
+    ) -> None:
+        message = str(exc)
+        conditions = set_condition(list(status.conditions), "Valid", "False", "InvalidSpec", message, generation)
+        rejected = status.model_copy(
+            update={
+                "hyper_parameter_tuning_job_status": TuningJobStatus.FAILED,
+                "failure_reason": message,
+                "conditions": conditions,
+                "observed_generation": generation,
+                "end_time": now_rfc3339(),
+            }
+        )
+        decision(
+            log,
+            "job.invalid",
+            logging.WARNING,
+            tuning_job=owner["name"],
+            namespace=owner["namespace"],
+            field=exc.field,
+            reason=exc.message,
+        )
+        await self.deps.kube.patch_status(owner["namespace"], owner["name"], rejected.to_wire())
+        with contextlib.suppress(KubeError):  # an event is a courtesy
+            await self.deps.kube.event(owner, "Warning", "InvalidSpec", message)
+
+
+async def _wait(wakeup: asyncio.Event, delay: float, stopped: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + delay
+    while not stopped() and not wakeup.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            await asyncio.wait_for(wakeup.wait(), timeout=min(remaining, 1.0))
+        except TimeoutError:
+            continue
+
+
+def _rejected_generation(status: HyperParameterTuningJobStatus) -> int | None:
+    """The generation whose spec was found invalid, if the last verdict was a rejection."""
+    for condition in status.conditions:
+        if condition.type == "Valid" and condition.status == "False":
+            return condition.observed_generation if condition.observed_generation is not None else -1
+    return None
+
+
+def _newest(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
+
+
+def _job_outcome(job: Mapping[str, Any]) -> tuple[bool, str] | None:
+    """(succeeded, reason) once the Job has finished, else None."""
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return True, ""
+        if condition.get("type") == "Failed":
+            return False, f"{condition.get('reason', 'Failed')}: {condition.get('message', '')}".rstrip(": ")
+    return None
+
+
+def _sidecar_state(pod: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    for status in (pod or {}).get("status", {}).get("initContainerStatuses") or []:
+        if status.get("name") == SIDECAR_NAME:
+            return dict(status)
+    return {}
+
+
+def _sidecar_running(pod: Mapping[str, Any] | None) -> bool:
+    return "running" in (_sidecar_state(pod).get("state") or {})
+
+
+def _sidecar_summary(pod: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    status = _sidecar_state(pod)
+    for key in ("state", "lastState"):
+        message = ((status.get(key) or {}).get("terminated") or {}).get("message")
+        if message:
+            try:
+                summary = json.loads(message)
+            except ValueError:
+                continue
+            if isinstance(summary, dict):
+                return summary
+    return None
+
+
+def _failure_reason(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperParameterTuningJobSpec) -> str:
+    primary = spec.primary_container["name"]
+    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
+        if status.get("name") != primary:
+            continue
+        terminated = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
+        if terminated:
+            detail = f"container {primary} exited with code {terminated.get('exitCode')}"
+            if terminated.get("reason"):
+                detail += f" ({terminated['reason']})"
+            if terminated.get("message"):
+                detail += f": {str(terminated['message'])[:300]}"
+            if spec.metric_definitions and "/bin/sh" in str(terminated.get("message", "")):
+                detail += (
+                    "; metricDefinitions need /bin/sh in the image to capture output: use kubetune.report() instead"
+                )
+            return f"{job_reason}; {detail}" if job_reason else detail
+    return job_reason or "the Job failed"
+
+
+def _format(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())

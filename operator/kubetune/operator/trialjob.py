@@ -1,0 +1,176 @@
+"""A trial's batch/v1 Job, made from the tuning job's trialTemplate.
+
+The template's pod spec stays as written — GPU requests, node selectors,
+tolerations, volumes — except for what the trial needs: its hyperparameters
+in the primary container's environment (the same variables `kubetune run`
+sets), a shared emptyDir, and the metrics sidecar as a native sidecar (an init
+container with restartPolicy Always), so the Job completes when training ends
+and the sidecar's last word still arrives.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetune.api.delivery import TrialIdentity, trial_environment
+from kubetune.api.resource import API_VERSION, KIND
+from kubetune.api.spec import HyperParameterTuningJobSpec
+from kubetune.engine import Trial
+from kubetune.operator.names import (
+    HYPERPARAMETERS_ANNOTATION,
+    SHARED_VOLUME,
+    SIDECAR_NAME,
+    TRIAL_LABEL,
+    TRIAL_RECORD_ANNOTATION,
+    TUNING_JOB_LABEL,
+    trial_job_name,
+)
+from kubetune.runners.sidecar import METRICS_FILE, SHARED_DIR
+
+# POSIX sh: run the original command with stdout and stderr copied to the shared
+# volume, forward SIGTERM/SIGINT to it, and exit with its exit code. If the fifos
+# cannot be made, the command still runs, uncaptured: capture must never break a trial.
+OUTPUT_WRAPPER = r"""d="${KUBETUNE_DIR:-/kubetune}"; o="$d/.out.$$"; e="$d/.err.$$"; t1=; t2=
+if mkfifo "$o" "$e" 2>/dev/null; then
+  tee -a "$d/stdout.log" <"$o" & t1=$!
+  tee -a "$d/stderr.log" <"$e" >&2 & t2=$!
+  "$@" >"$o" 2>"$e" &
+else
+  "$@" &
+fi
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM
+trap 'kill -INT "$child" 2>/dev/null' INT
+code=
+while [ -z "$code" ]; do
+  wait "$child"; status=$?
+  kill -0 "$child" 2>/dev/null || code=$status
+done
+if [ -n "$t1" ]; then
+  (sleep 5; kill "$t1" "$t2" 2>/dev/null) & k=$!
+  wait "$t1" "$t2" 2>/dev/null
+  kill "$k" 2>/dev/null
+  rm -f "$o" "$e"
+fi
+echo "$code" >"$d/exit-code"
+exit "$code"
+"""
+WRAPPER_ARGV0 = "kubetune-wrap"
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    """How the operator injects the metrics sidecar (set once from the operator's settings)."""
+
+    image: str
+    port: int = 9465
+    image_pull_policy: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    security_context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    manifest: dict[str, Any]
+    output_captured: bool
+    """False when metricDefinitions cannot see the output (the container has no command to wrap)."""
+
+
+def build_trial_job(
+    spec: HyperParameterTuningJobSpec,
+    owner: dict[str, Any],
+    trial: Trial,
+    record: dict[str, Any],
+    sidecar: SidecarConfig,
+) -> TrialJob:
+    """The Job for one trial; `owner` is the tuning job's metadata (name, namespace, uid)."""
+    tuning_job = owner["name"]
+    name = trial_job_name(tuning_job, trial.number)
+    template = spec.trial_template
+    job_spec = copy.deepcopy(template.spec)
+    metadata = copy.deepcopy(template.metadata)
+    ours = {TUNING_JOB_LABEL: tuning_job, TRIAL_LABEL: str(trial.number)}
+    labels = {**metadata.get("labels", {}), **ours}
+    annotations = {
+        **metadata.get("annotations", {}),
+        TRIAL_RECORD_ANNOTATION: json.dumps(record, separators=(",", ":")),
+        HYPERPARAMETERS_ANNOTATION: json.dumps(dict(trial.hyperparameters), sort_keys=True),
+    }
+    pod_template = job_spec.setdefault("template", {})
+    pod_meta = pod_template.setdefault("metadata", {})
+    pod_meta["labels"] = {**pod_meta.get("labels", {}), **ours}
+    pod = pod_template.setdefault("spec", {})
+    pod.setdefault("restartPolicy", "Never")
+    pod["volumes"] = [*pod.get("volumes", []), {"name": SHARED_VOLUME, "emptyDir": {}}]
+    identity = TrialIdentity(tuning_job, name, trial.number, f"{SHARED_DIR}/{METRICS_FILE}")
+    captured = _prepare_primary(spec, pod, trial, identity)
+    pod["initContainers"] = [*pod.get("initContainers", []), _sidecar_container(spec, sidecar)]
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": owner["namespace"],
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "name": tuning_job,
+                    "uid": owner["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }
+    return TrialJob(manifest, captured)
+
+
+def _prepare_primary(
+    spec: HyperParameterTuningJobSpec, pod: dict[str, Any], trial: Trial, identity: TrialIdentity
+) -> bool:
+    primary_name = spec.primary_container["name"]
+    container = next(c for c in pod["containers"] if c["name"] == primary_name)
+    ours = [{"name": k, "value": v} for k, v in trial_environment(trial.hyperparameters, identity).items()]
+    ours.append({"name": "KUBETUNE_DIR", "value": SHARED_DIR})
+    container["env"] = [*ours, *container.get("env", [])]
+    container["volumeMounts"] = [*container.get("volumeMounts", []), {"name": SHARED_VOLUME, "mountPath": SHARED_DIR}]
+    if not spec.metric_definitions:
+        return True  # report() and the metrics file need no capture
+    command = container.get("command")
+    if not command:
+        return False
+    container["command"] = ["/bin/sh", "-c", OUTPUT_WRAPPER, WRAPPER_ARGV0, *command]
+    return True
+
+
+def _sidecar_container(spec: HyperParameterTuningJobSpec, sidecar: SidecarConfig) -> dict[str, Any]:
+    definitions = [d.model_dump(by_alias=True) for d in spec.metric_definitions]
+    container: dict[str, Any] = {
+        "name": SIDECAR_NAME,
+        "image": sidecar.image,
+        "command": ["kubetune", "sidecar"],
+        "restartPolicy": "Always",
+        "env": [
+            {"name": "KUBETUNE_OBJECTIVE", "value": spec.objective.metric_name},
+            {"name": "KUBETUNE_METRIC_DEFINITIONS", "value": json.dumps(definitions)},
+            {"name": "KUBETUNE_DIR", "value": SHARED_DIR},
+            {"name": "KUBETUNE_SIDECAR_PORT", "value": str(sidecar.port)},
+        ],
+        "ports": [{"name": "kt-metrics", "containerPort": sidecar.port, "protocol": "TCP"}],
+        "volumeMounts": [{"name": SHARED_VOLUME, "mountPath": SHARED_DIR}],
+        "terminationMessagePolicy": "File",
+    }
+    if sidecar.image_pull_policy:
+        container["imagePullPolicy"] = sidecar.image_pull_policy
+    if sidecar.resources:
+        container["resources"] = copy.deepcopy(sidecar.resources)
+    if sidecar.security_context:
+        container["securityContext"] = copy.deepcopy(sidecar.security_context)
+    return container

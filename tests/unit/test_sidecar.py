@@ -1,0 +1,80 @@
+"""The sidecar, as a real process: it reads the shared volume, serves the series, writes its last word."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubetune.operator.trialjob import OUTPUT_WRAPPER
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(port: int, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return dict(json.loads(response.read()))
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_sidecar_collects_wrapped_output_and_reports(tmp_path: Path) -> None:
+    port = free_port()
+    termination = tmp_path / "termination-log"
+    env = {
+        **os.environ,
+        "KUBETUNE_DIR": str(tmp_path),
+        "KUBETUNE_OBJECTIVE": "acc",
+        "KUBETUNE_METRIC_DEFINITIONS": json.dumps([{"name": "acc", "regex": "acc=([0-9.]+)"}]),
+        "KUBETUNE_SIDECAR_PORT": str(port),
+        "KUBETUNE_TERMINATION_LOG": str(termination),
+    }
+    sidecar = subprocess.Popen([sys.executable, "-m", "kubetune.cli", "sidecar"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: get(port, "/healthz")["ok"])
+        script = (
+            "import time\n"
+            "from kubetune import report\n"
+            "for i in range(1, 4):\n"
+            "    print(f'epoch {i} acc=0.{i}', flush=True)\n"
+            "    time.sleep(0.2)\n"
+            "report(loss=0.5, step=3)\n"
+            "print('acc=0.9', end='')\n"  # a last line without newline still counts
+        )
+        trial_env = {**env, "KUBETUNE_METRICS_FILE": str(tmp_path / "metrics.jsonl")}
+        result = subprocess.run(
+            ["/bin/sh", "-c", OUTPUT_WRAPPER, "w", sys.executable, "-c", script], env=trial_env, capture_output=True, text=True
+        )
+        assert result.returncode == 0 and "epoch 3 acc=0.3" in result.stdout  # output still reaches the container log
+        series = wait_for(lambda: (s := get(port, "/series?since=1"))["ended"] and s)
+        assert series["count"] == 4 and [p[1] for p in series["points"]] == [0.2, 0.3, 0.9]
+        assert series["exitCode"] == 0
+        summary = wait_for(lambda: termination.exists() and json.loads(termination.read_text()))
+        assert summary["final"] == 0.9 and summary["metrics"]["loss"]["last"] == 0.5
+    finally:
+        sidecar.send_signal(signal.SIGTERM)
+        sidecar.wait(timeout=10)
+    assert sidecar.returncode == 0
+    assert json.loads(termination.read_text())["final"] == 0.9
