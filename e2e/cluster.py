@@ -6,6 +6,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from localcluster.cli import main  # noqa: E402
+from localcluster.cli import main
 
 sys.exit(main())

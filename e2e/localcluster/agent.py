@@ -9,6 +9,7 @@ killed, every pod's netns deleted, every mount target released.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import logging
@@ -49,7 +50,7 @@ class ApiForwarder(threading.Thread):
         while not self.stopping.is_set():
             try:
                 client, _ = self.server.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -77,10 +78,8 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
         pass
     finally:
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class Kubelet:
@@ -113,12 +112,16 @@ class Kubelet:
             self.workers[uid] = worker
             worker.start()
 
-    def find_log(self, namespace: str, name: str, container: str,
-                 previous: bool) -> tuple[Path, Callable[[], bool]] | None:
+    def find_log(
+        self, namespace: str, name: str, container: str, previous: bool
+    ) -> tuple[Path, Callable[[], bool]] | None:
         """The log file of a container's current (or previous) run, for the log server."""
         with self.lock:
-            workers = [w for w in self.workers.values()
-                       if w.pod["metadata"]["namespace"] == namespace and w.pod["metadata"]["name"] == name]
+            workers = [
+                w
+                for w in self.workers.values()
+                if w.pod["metadata"]["namespace"] == namespace and w.pod["metadata"]["name"] == name
+            ]
         for w in workers:
             for c in w.containers:
                 if c.name == container:
@@ -160,13 +163,23 @@ def main(argv: list[str] | None = None) -> None:
     host, port = args.server.rsplit(":", 1)
     api = Api(host, int(port), args.ca, args.cert, args.key)
     slot = Slot(args.slot, -1)
-    service_env = {"KUBERNETES_SERVICE_HOST": slot.gateway, "KUBERNETES_SERVICE_PORT": port,
-                   "KUBERNETES_SERVICE_PORT_HTTPS": port,
-                   "KUBERNETES_PORT": f"tcp://{slot.gateway}:{port}"}
-    ctx = AgentContext(api=api, workdir=args.workdir, slot_number=slot.number,
-                       subnet=ipaddress.IPv4Network(slot.subnet), gateway=slot.gateway,
-                       image_map=args.image_map, container_path=args.container_path,
-                       service_env=service_env, restart_backoff=args.restart_backoff)
+    service_env = {
+        "KUBERNETES_SERVICE_HOST": slot.gateway,
+        "KUBERNETES_SERVICE_PORT": port,
+        "KUBERNETES_SERVICE_PORT_HTTPS": port,
+        "KUBERNETES_PORT": f"tcp://{slot.gateway}:{port}",
+    }
+    ctx = AgentContext(
+        api=api,
+        workdir=args.workdir,
+        slot_number=slot.number,
+        subnet=ipaddress.IPv4Network(slot.subnet),
+        gateway=slot.gateway,
+        image_map=args.image_map,
+        container_path=args.container_path,
+        service_env=service_env,
+        restart_backoff=args.restart_backoff,
+    )
     forwarder = ApiForwarder((slot.gateway, int(port)), (host, int(port)))
     forwarder.start()
 

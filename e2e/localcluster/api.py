@@ -55,24 +55,38 @@ class Api:
             self._ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
 
     def _connection(self, timeout: float | None) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection(self.host, self.port, context=self._ctx,
-                                           timeout=timeout or self.timeout)
+        return http.client.HTTPSConnection(self.host, self.port, context=self._ctx, timeout=timeout or self.timeout)
 
     def _headers(self, content_type: str = "application/json") -> dict[str, str]:
-        headers = {"Accept": "application/json", "Content-Type": content_type,
-                   "User-Agent": "kubetune-e2e-localcluster"}
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": content_type,
+            "User-Agent": "kubetune-e2e-localcluster",
+        }
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    def request(self, method: str, path: str, body: Any = None,
-                params: dict[str, Any] | None = None, content_type: str = "application/json") -> Obj:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
         """One call; returns the decoded JSON answer or raises ApiError."""
         text = self.text(method, path, body, params, content_type)
         return json.loads(text) if text else {}
 
-    def text(self, method: str, path: str, body: Any = None,
-             params: dict[str, Any] | None = None, content_type: str = "application/json") -> str:
+    def text(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> str:
         """One call; returns the answer's body as text or raises ApiError."""
         url = path + ("?" + urllib.parse.urlencode(params) if params else "")
         conn = self._connection(None)
@@ -99,14 +113,20 @@ class Api:
     def delete(self, path: str, body: Obj | None = None) -> Obj:
         return self.request("DELETE", path, body)
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int = 60,
-              **params: Any) -> Iterator[tuple[str, Obj]]:
+    def watch(
+        self, path: str, resource_version: str, timeout_seconds: int = 60, **params: Any
+    ) -> Iterator[tuple[str, Obj]]:
         """Yields (type, object) events until the server closes the watch.
 
         Raises ApiError for an ERROR event (typically 410 Gone: relist).
         """
-        query = {"watch": "1", "resourceVersion": resource_version,
-                 "timeoutSeconds": str(timeout_seconds), "allowWatchBookmarks": "true", **params}
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+            "allowWatchBookmarks": "true",
+            **params,
+        }
         url = path + "?" + urllib.parse.urlencode(query)
         conn = self._connection(timeout_seconds + 15)
         try:

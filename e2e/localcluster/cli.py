@@ -58,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="e2e/cluster.py", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a cluster and keep it up until Ctrl-C")
-    up.add_argument("--node", action="append", default=[],
-                    help='node as JSON, e.g. \'{"name": "gpu-0", "cpu": "8", "memory": "32Gi", "gpus": 2}\'')
+    up.add_argument(
+        "--node",
+        action="append",
+        default=[],
+        help='node as JSON, e.g. \'{"name": "gpu-0", "cpu": "8", "memory": "32Gi", "gpus": 2}\'',
+    )
     up.add_argument("--image", action="append", help="IMAGE=COMMAND: run IMAGE's containers as COMMAND")
     up.add_argument("--workdir", type=Path)
     up.add_argument("--keep", action="store_true", help="keep the workdir (logs) after teardown")

@@ -35,8 +35,7 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 DEFAULT_NODES = (
     NodeSpec("node-cpu-0", cpu="8", memory="16Gi"),
-    NodeSpec("node-gpu-0", cpu="8", memory="32Gi", gpus=1,
-             labels={"nvidia.com/gpu.present": "true"}),
+    NodeSpec("node-gpu-0", cpu="8", memory="32Gi", gpus=1, labels={"nvidia.com/gpu.present": "true"}),
 )
 
 
@@ -54,8 +53,11 @@ class ClusterConfig:
     restart_backoff: float = 2.0
     #: PATH for containers; the running Python's bin dir comes first, so that
     #: `python` in a container is the Python running the tests.
-    container_path: str = field(default_factory=lambda: os.pathsep.join(
-        [os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")]))
+    container_path: str = field(
+        default_factory=lambda: os.pathsep.join(
+            [os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")]
+        )
+    )
 
 
 class LocalCluster:
@@ -84,8 +86,9 @@ class LocalCluster:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self, timeout: float = 60.0) -> None:
@@ -98,36 +101,61 @@ class LocalCluster:
         self.control_plane = ControlPlane(self.binaries, self.workdir, pki, self.slot.gateway)
         self.control_plane.start(timeout)
         self._start_agent(pki, timeout)
-        log.info("local cluster ready in %.1fs: KUBECONFIG=%s", time.monotonic() - started,
-                 self.kubeconfig)
+        log.info("local cluster ready in %.1fs: KUBECONFIG=%s", time.monotonic() - started, self.kubeconfig)
 
     def _start_agent(self, pki: ClusterPKI, timeout: float) -> None:
         assert self.slot is not None and self.control_plane is not None
-        argv = [sys.executable, "-m", "localcluster.agent", "--name", self.config.name,
-                "--server", f"127.0.0.1:{self.control_plane.apiserver_port}",
-                "--ca", str(pki.ca_cert), "--cert", str(pki.admin.cert), "--key", str(pki.admin.key),
-                "--serving-cert", str(pki.serving_cert), "--serving-key", str(pki.serving_key),
-                "--slot", str(self.slot.number), "--workdir", str(self.workdir / "agent"),
-                "--image-map", str(self.image_map), "--container-path", self.config.container_path,
-                "--restart-backoff", str(self.config.restart_backoff),
-                "--kubernetes-version", self.binaries.kubernetes_version]
+        argv = [
+            sys.executable,
+            "-m",
+            "localcluster.agent",
+            "--name",
+            self.config.name,
+            "--server",
+            f"127.0.0.1:{self.control_plane.apiserver_port}",
+            "--ca",
+            str(pki.ca_cert),
+            "--cert",
+            str(pki.admin.cert),
+            "--key",
+            str(pki.admin.key),
+            "--serving-cert",
+            str(pki.serving_cert),
+            "--serving-key",
+            str(pki.serving_key),
+            "--slot",
+            str(self.slot.number),
+            "--workdir",
+            str(self.workdir / "agent"),
+            "--image-map",
+            str(self.image_map),
+            "--container-path",
+            self.config.container_path,
+            "--restart-backoff",
+            str(self.config.restart_backoff),
+            "--kubernetes-version",
+            self.binaries.kubernetes_version,
+        ]
         for node in self.config.nodes:
             argv += ["--node", json.dumps(_node_json(node))]
         env = {**os.environ, "PYTHONPATH": PACKAGE_PARENT, "PYTHONUNBUFFERED": "1"}
         self.agent = ManagedProcess("node-agent", argv, self.workdir / "logs" / "node-agent.log", env=env)
         names = [n.name for n in self.config.nodes]
-        wait_until(lambda: not self.agent.alive() or self._nodes_ready(names), timeout,
-                   what="the node agent's nodes to be Ready")
+        wait_until(
+            lambda: not self.agent.alive() or self._nodes_ready(names),
+            timeout,
+            what="the node agent's nodes to be Ready",
+        )
         if not self.agent.alive():
             raise RuntimeError(f"node agent exited:\n{self.agent.tail()}")
 
     def _nodes_ready(self, names: list[str]) -> bool:
         for name in names:
             node = self.api.get(f"/api/v1/nodes/{name}")
-            ready = any(c["type"] == "Ready" and c["status"] == "True"
-                        for c in node.get("status", {}).get("conditions", []))
-            if not ready or any(t["key"].startswith("node.kubernetes.io/")
-                                for t in node["spec"].get("taints") or []):
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", [])
+            )
+            if not ready or any(t["key"].startswith("node.kubernetes.io/") for t in node["spec"].get("taints") or []):
                 return False
         return True
 
@@ -168,8 +196,11 @@ class LocalCluster:
                 found.append(f"process {pid}: {text[:200]}")
         if self.slot is not None:
             found += [f"netns {n}" for n in network.list_netns(self.slot.prefix + "-")]
-            found += [f"link {n}" for n in network.list_links(self.slot.prefix)
-                      if n.startswith((self.slot.prefix + "h", self.slot.prefix + "p", self.slot.bridge))]
+            found += [
+                f"link {n}"
+                for n in network.list_links(self.slot.prefix)
+                if n.startswith((self.slot.prefix + "h", self.slot.prefix + "p", self.slot.bridge))
+            ]
             found += [f"mount target {p}" for p in mountpoints.held_by(self.slot.number)]
         return found
 
@@ -200,32 +231,44 @@ class LocalCluster:
 
     def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
         """os.environ with KUBECONFIG set and kubectl/helm first on PATH."""
-        path = os.pathsep.join([str(self.binaries.kubectl.parent), str(self.binaries.helm.parent),
-                                os.environ.get("PATH", "")])
+        path = os.pathsep.join(
+            [str(self.binaries.kubectl.parent), str(self.binaries.helm.parent), os.environ.get("PATH", "")]
+        )
         return {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig), "PATH": path}
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                kubeconfig: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         """Runs kubectl against this cluster (as admin unless kubeconfig is given)."""
-        result = subprocess.run([str(self.binaries.kubectl), *args], input=input, text=True,
-                                capture_output=True, env=self.env(kubeconfig), timeout=timeout)
+        result = subprocess.run(
+            [str(self.binaries.kubectl), *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            env=self.env(kubeconfig),
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout,
-                                                result.stderr)
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
         return result
 
-    def helm(self, *args: str, check: bool = True, kubeconfig: Path | None = None,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def helm(
+        self, *args: str, check: bool = True, kubeconfig: Path | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         """Runs helm against this cluster."""
-        result = subprocess.run([str(self.binaries.helm), *args], text=True, capture_output=True,
-                                env=self.env(kubeconfig), timeout=timeout)
+        result = subprocess.run(
+            [str(self.binaries.helm), *args], text=True, capture_output=True, env=self.env(kubeconfig), timeout=timeout
+        )
         if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout,
-                                                result.stderr)
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
         return result
 
-    def serviceaccount_kubeconfig(self, namespace: str, name: str,
-                                  expiration_seconds: int = 86400) -> Path:
+    def serviceaccount_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 86400) -> Path:
         """A kubeconfig that authenticates as ServiceAccount namespace/name.
 
         The token comes from the TokenRequest API, exactly what a pod of that
@@ -233,19 +276,32 @@ class LocalCluster:
         """
         answer = self.api.create(
             f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-             "spec": {"audiences": [SERVICE_ACCOUNT_ISSUER], "expirationSeconds": expiration_seconds}})
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"audiences": [SERVICE_ACCOUNT_ISSUER], "expirationSeconds": expiration_seconds},
+            },
+        )
         assert self.control_plane is not None
-        return write_kubeconfig(self.workdir / "kubeconfigs" / f"{namespace}.{name}.kubeconfig",
-                                self.server, self.control_plane.pki.ca_cert,
-                                token_user(answer["status"]["token"]), namespace=namespace)
+        return write_kubeconfig(
+            self.workdir / "kubeconfigs" / f"{namespace}.{name}.kubeconfig",
+            self.server,
+            self.control_plane.pki.ca_cert,
+            token_user(answer["status"]["token"]),
+            namespace=namespace,
+        )
 
-    def map_image(self, image: str, entrypoint: list[str], cmd: list[str] | None = None,
-                  env: dict[str, str] | None = None, working_dir: str | None = None) -> None:
+    def map_image(
+        self,
+        image: str,
+        entrypoint: list[str],
+        cmd: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        working_dir: str | None = None,
+    ) -> None:
         """Makes containers of `image` (a name or fnmatch pattern) run a local command."""
         current = json.loads(self.image_map.read_text() or "{}")
-        current[image] = ImageEntry(list(entrypoint), list(cmd or []), dict(env or {}),
-                                    working_dir).to_json()
+        current[image] = ImageEntry(list(entrypoint), list(cmd or []), dict(env or {}), working_dir).to_json()
         tmp = self.image_map.with_suffix(".tmp")
         tmp.write_text(json.dumps(current, indent=2))
         tmp.replace(self.image_map)
@@ -279,8 +335,15 @@ class LocalCluster:
 
 
 def _node_json(spec: NodeSpec) -> dict[str, object]:
-    return {"name": spec.name, "cpu": spec.cpu, "memory": spec.memory, "gpus": spec.gpus,
-            "pods": spec.pods, "labels": spec.labels, "taints": spec.taints}
+    return {
+        "name": spec.name,
+        "cpu": spec.cpu,
+        "memory": spec.memory,
+        "gpus": spec.gpus,
+        "pods": spec.pods,
+        "labels": spec.labels,
+        "taints": spec.taints,
+    }
 
 
 __all__ = ["AGENT_LABEL", "ClusterConfig", "LocalCluster", "NodeSpec"]

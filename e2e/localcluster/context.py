@@ -7,7 +7,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .api import Api, ApiError, Obj
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class IPPool:
@@ -58,22 +58,33 @@ class AgentContext:
     def __post_init__(self) -> None:
         self.ips = IPPool(self.subnet)
 
-    def event(self, obj: Obj, reason: str, message: str, kind: str = "Normal",
-              component: str = "kubelet", host: str = "") -> None:
+    def event(
+        self, obj: Obj, reason: str, message: str, kind: str = "Normal", component: str = "kubelet", host: str = ""
+    ) -> None:
         """Records a core/v1 Event, so `kubectl describe` tells what happened."""
         meta = obj["metadata"]
         namespace = meta.get("namespace") or "default"
         stamp = now_rfc3339()
         body = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
-            "involvedObject": {"apiVersion": obj.get("apiVersion", "v1"),
-                               "kind": obj.get("kind", "Pod"), "name": meta["name"],
-                               "namespace": namespace, "uid": meta["uid"]},
-            "reason": reason, "message": message, "type": kind,
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", "v1"),
+                "kind": obj.get("kind", "Pod"),
+                "name": meta["name"],
+                "namespace": namespace,
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
             "source": {"component": component, "host": host},
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-            "reportingComponent": component, "reportingInstance": host,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": host,
         }
         try:
             self.api.create(f"/api/v1/namespaces/{namespace}/events", body)

@@ -25,13 +25,23 @@ SERVICE_CIDR = "10.96.0.0/16"
 # What the harness and the operator's tests rely on; the others a normal
 # cluster runs (node lifecycle, IPAM, volumes) have nothing to act on here.
 CONTROLLERS = (
-    "job-controller", "cronjob-controller", "garbage-collector-controller",
-    "namespace-controller", "ttl-after-finished-controller",
-    "serviceaccount-token-controller", "serviceaccount-controller",
-    "root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
-    "deployment-controller", "replicaset-controller", "statefulset-controller",
-    "endpoints-controller", "endpointslice-controller", "pod-garbage-collector-controller",
-    "resourcequota-controller", "disruption-controller",
+    "job-controller",
+    "cronjob-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "ttl-after-finished-controller",
+    "serviceaccount-token-controller",
+    "serviceaccount-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "statefulset-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "pod-garbage-collector-controller",
+    "resourcequota-controller",
+    "disruption-controller",
 )
 
 
@@ -59,8 +69,7 @@ class ControlPlane:
         return f"https://127.0.0.1:{self.apiserver_port}"
 
     def admin_api(self) -> Api:
-        return Api("127.0.0.1", self.apiserver_port, self.pki.ca_cert,
-                   self.pki.admin.cert, self.pki.admin.key)
+        return Api("127.0.0.1", self.apiserver_port, self.pki.ca_cert, self.pki.admin.cert, self.pki.admin.key)
 
     def start(self, timeout: float = 60.0) -> None:
         """Starts etcd, the API server and the controller manager; waits until usable."""
@@ -68,64 +77,94 @@ class ControlPlane:
         etcd_port, peer_port = free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
-        etcd = self._spawn("etcd", [
-            str(self.binaries.etcd), "--name=local", f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=local={peer_url}", "--unsafe-no-fsync=true",
-            "--log-level=warn",
-        ], logs)
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(self.binaries.etcd),
+                "--name=local",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=local={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+            logs,
+        )
         wait_until(lambda: _tcp_open(etcd_port) or _dead(etcd), 20, what="etcd to listen")
         _check_alive(etcd)
 
         self.apiserver_port = free_port()
         pki = self.pki
-        apiserver = self._spawn("kube-apiserver", [
-            str(self.binaries.kube_apiserver),
-            f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.apiserver_port}",
-            f"--advertise-address={self.advertise_address}",
-            f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
-            f"--client-ca-file={pki.ca_cert}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",
-            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-            f"--service-account-key-file={pki.sa_pub}",
-            f"--service-account-signing-key-file={pki.sa_key}",
-            f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            f"--kubelet-client-certificate={pki.admin.cert}",
-            f"--kubelet-client-key={pki.admin.key}",
-            "--kubelet-preferred-address-types=InternalIP",
-            f"--kubelet-certificate-authority={pki.ca_cert}",
-            "--allow-privileged=true", "--profiling=false",
-        ], logs)
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(self.binaries.kube_apiserver),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                f"--advertise-address={self.advertise_address}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-account-key-file={pki.sa_pub}",
+                f"--service-account-signing-key-file={pki.sa_key}",
+                f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--kubelet-client-certificate={pki.admin.cert}",
+                f"--kubelet-client-key={pki.admin.key}",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                "--allow-privileged=true",
+                "--profiling=false",
+            ],
+            logs,
+        )
         self.admin_kubeconfig = write_kubeconfig(
-            self.workdir / "admin.kubeconfig", self.server, pki.ca_cert,
-            cert_user(pki.admin.cert, pki.admin.key))
+            self.workdir / "admin.kubeconfig", self.server, pki.ca_cert, cert_user(pki.admin.cert, pki.admin.key)
+        )
         api = self.admin_api()
-        wait_until(lambda: _dead(apiserver) or api.text("GET", "/readyz") == "ok",
-                   timeout, what="kube-apiserver /readyz")
+        wait_until(
+            lambda: _dead(apiserver) or api.text("GET", "/readyz") == "ok", timeout, what="kube-apiserver /readyz"
+        )
         _check_alive(apiserver)
 
         kcm_config = write_kubeconfig(
-            self.workdir / "controller-manager.kubeconfig", self.server, pki.ca_cert,
-            cert_user(pki.controller_manager.cert, pki.controller_manager.key))
-        kcm = self._spawn("kube-controller-manager", [
-            str(self.binaries.kube_controller_manager),
-            f"--kubeconfig={kcm_config}", f"--authentication-kubeconfig={kcm_config}",
-            f"--authorization-kubeconfig={kcm_config}",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
-            f"--controllers={','.join(CONTROLLERS)}",
-            f"--service-account-private-key-file={pki.sa_key}",
-            f"--root-ca-file={pki.ca_cert}", "--use-service-account-credentials=true",
-            f"--cluster-signing-cert-file={pki.ca_cert}",
-            f"--cluster-signing-key-file={pki.ca_key}",
-            "--leader-elect=false",
-        ], logs)
+            self.workdir / "controller-manager.kubeconfig",
+            self.server,
+            pki.ca_cert,
+            cert_user(pki.controller_manager.cert, pki.controller_manager.key),
+        )
+        kcm = self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.binaries.kube_controller_manager),
+                f"--kubeconfig={kcm_config}",
+                f"--authentication-kubeconfig={kcm_config}",
+                f"--authorization-kubeconfig={kcm_config}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--service-account-private-key-file={pki.sa_key}",
+                f"--root-ca-file={pki.ca_cert}",
+                "--use-service-account-credentials=true",
+                f"--cluster-signing-cert-file={pki.ca_cert}",
+                f"--cluster-signing-key-file={pki.ca_key}",
+                "--leader-elect=false",
+            ],
+            logs,
+        )
         # Usable means: the controllers have done their first work in "default".
-        wait_until(lambda: _dead(kcm) or _controllers_ready(api), timeout,
-                   what="kube-controller-manager to create the default ServiceAccount")
+        wait_until(
+            lambda: _dead(kcm) or _controllers_ready(api),
+            timeout,
+            what="kube-controller-manager to create the default ServiceAccount",
+        )
         _check_alive(kcm)
 
     def _spawn(self, name: str, argv: list[str], logs: Path) -> ManagedProcess:

@@ -11,11 +11,13 @@ from collections.abc import Callable, Mapping
 
 def mapping_for(*contexts: Mapping[str, str]) -> Callable[[str], str]:
     """Looks a name up in each context in turn; unknown names stay as $(NAME)."""
+
     def lookup(name: str) -> str:
         for context in contexts:
             if name in context:
                 return context[name]
         return f"$({name})"
+
     return lookup
 
 
@@ -27,7 +29,7 @@ def expand(text: str, mapping: Callable[[str], str]) -> str:
     while cursor < len(text):
         if text[cursor] == "$" and cursor + 1 < len(text):
             out.append(text[checkpoint:cursor])
-            read, is_var, advance = _read_name(text[cursor + 1:])
+            read, is_var, advance = _read_name(text[cursor + 1 :])
             out.append(mapping(read) if is_var else read)
             cursor += advance
             checkpoint = cursor + 1

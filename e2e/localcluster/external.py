@@ -36,36 +36,56 @@ class ExternalCluster:
     def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                kubeconfig: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([self.kubectl_path, *args], input=input, text=True, capture_output=True,
-                                env=self.env(kubeconfig), timeout=timeout)
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.kubectl_path, *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            env=self.env(kubeconfig),
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
             raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
         return result
 
-    def helm(self, *args: str, check: bool = True, kubeconfig: Path | None = None,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([self.helm_path, *args], text=True, capture_output=True,
-                                env=self.env(kubeconfig), timeout=timeout)
+    def helm(
+        self, *args: str, check: bool = True, kubeconfig: Path | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.helm_path, *args], text=True, capture_output=True, env=self.env(kubeconfig), timeout=timeout
+        )
         if check and result.returncode != 0:
             raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
         return result
 
-    def serviceaccount_kubeconfig(self, namespace: str, name: str,
-                                  expiration_seconds: int = 86400) -> Path:
-        token = self.kubectl("create", "token", name, "-n", namespace,
-                             f"--duration={expiration_seconds}s").stdout.strip()
+    def serviceaccount_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 86400) -> Path:
+        token = self.kubectl(
+            "create", "token", name, "-n", namespace, f"--duration={expiration_seconds}s"
+        ).stdout.strip()
         view = json.loads(self.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
         cluster = view["clusters"][0]["cluster"]
         ca = self.workdir / "ca.crt"
         if "certificate-authority-data" in cluster:
             import base64
+
             ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
         else:
             ca = Path(cluster["certificate-authority"])
-        return write_kubeconfig(self.workdir / f"{namespace}.{name}.kubeconfig", cluster["server"],
-                                ca, token_user(token), namespace=namespace)
+        return write_kubeconfig(
+            self.workdir / f"{namespace}.{name}.kubeconfig",
+            cluster["server"],
+            ca,
+            token_user(token),
+            namespace=namespace,
+        )
 
     def map_image(self, *args: object, **kwargs: object) -> None:
         raise Unsupported("image mapping needs the local cluster")

@@ -32,17 +32,19 @@ class ImageEntry:
     working_dir: str | None = None
 
     def to_json(self) -> Obj:
-        return {"entrypoint": self.entrypoint, "cmd": self.cmd, "env": self.env,
-                "workingDir": self.working_dir}
+        return {"entrypoint": self.entrypoint, "cmd": self.cmd, "env": self.env, "workingDir": self.working_dir}
 
 
 def load_map(path: Path | None) -> dict[str, ImageEntry]:
     if path is None or not path.exists():
         return {}
     raw = json.loads(path.read_text() or "{}")
-    return {name: ImageEntry(list(e.get("entrypoint", [])), list(e.get("cmd", [])),
-                             dict(e.get("env", {})), e.get("workingDir"))
-            for name, e in raw.items()}
+    return {
+        name: ImageEntry(
+            list(e.get("entrypoint", [])), list(e.get("cmd", [])), dict(e.get("env", {})), e.get("workingDir")
+        )
+        for name, e in raw.items()
+    }
 
 
 def lookup(images: dict[str, ImageEntry], image: str) -> ImageEntry | None:
@@ -67,5 +69,6 @@ def argv_for(container: Obj, entry: ImageEntry | None) -> list[str]:
         return entry.entrypoint + (list(args) if args else entry.cmd)
     if args:
         return list(args)
-    raise NoCommand(f"image {container.get('image')!r} is not mapped to a local command "
-                    "and the container sets no command")
+    raise NoCommand(
+        f"image {container.get('image')!r} is not mapped to a local command and the container sets no command"
+    )

@@ -20,8 +20,9 @@ Handler = Callable[[str, Obj], None]
 class Informer(threading.Thread):
     """Keeps `items` (by uid) in step with one collection of the API."""
 
-    def __init__(self, api: Api, path: str, handler: Handler | None = None,
-                 stop: threading.Event | None = None, **params: str) -> None:
+    def __init__(
+        self, api: Api, path: str, handler: Handler | None = None, stop: threading.Event | None = None, **params: str
+    ) -> None:
         super().__init__(name=f"informer {path}", daemon=True)
         self.api = api
         self.path = path
@@ -41,7 +42,7 @@ class Informer(threading.Thread):
         if self.handler is not None:
             try:
                 self.handler(kind, obj)
-            except Exception:  # noqa: BLE001 - one bad event must not stop the cache
+            except Exception:
                 log.exception("handler failed for %s event", kind)
         with self.changed:
             self.changed.notify_all()

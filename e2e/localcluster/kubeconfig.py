@@ -9,17 +9,21 @@ import json
 from pathlib import Path
 
 
-def write_kubeconfig(path: Path, server: str, ca_cert: Path, user: dict[str, str],
-                     name: str = "kubetune-local", namespace: str = "default") -> Path:
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    ca_cert: Path,
+    user: dict[str, str],
+    name: str = "kubetune-local",
+    namespace: str = "default",
+) -> Path:
     """Writes a single-context kubeconfig whose user entry is `user`."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server,
-                                                "certificate-authority": str(ca_cert)}}],
+        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(ca_cert)}}],
         "users": [{"name": name, "user": user}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name,
-                                                "namespace": namespace}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
         "current-context": name,
     }
     path.parent.mkdir(parents=True, exist_ok=True)

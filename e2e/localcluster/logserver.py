@@ -34,7 +34,7 @@ class LogServer(threading.Thread):
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 server.handle(self)
 
             def log_message(self, fmt: str, *args: object) -> None:
@@ -69,7 +69,7 @@ class LogServer(threading.Thread):
         data = path.read_bytes() if path.exists() else b""
         if "tailLines" in query:
             lines = data.splitlines(keepends=True)
-            data = b"".join(lines[-int(query["tailLines"]):]) if int(query["tailLines"]) else b""
+            data = b"".join(lines[-int(query["tailLines"]) :]) if int(query["tailLines"]) else b""
         limit = int(query["limitBytes"]) if "limitBytes" in query else None
         request.send_response(200)
         request.send_header("Content-Type", "text/plain")

@@ -12,6 +12,7 @@ killed with SIGKILL must have its share released by the next user of its slot.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -86,10 +87,9 @@ def _remove_unused(counts: Counts) -> None:
     for item in sorted([p for p, refs in counts.items() if not refs], key=len, reverse=True):
         del counts[item]
         p = Path(item)
-        try:
+        # Not empty: something else put files there; leave it.
+        with contextlib.suppress(OSError):
             p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
-        except OSError:
-            pass  # not empty: something else put files there; leave it
 
 
 def held_by(owner: int) -> list[str]:

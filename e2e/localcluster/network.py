@@ -84,8 +84,7 @@ def acquire_slot() -> Slot:
 
 
 def _own_route(slot: Slot, routes: str) -> bool:
-    return any(str(slot.subnet) in line and f"dev {slot.bridge} " in line + " "
-               for line in routes.splitlines())
+    return any(str(slot.subnet) in line and f"dev {slot.bridge} " in line + " " for line in routes.splitlines())
 
 
 def sweep(slot: Slot, bridge: bool = True) -> list[str]:
@@ -147,8 +146,7 @@ class PodNetwork:
     def create(cls, slot: Slot, address: str, pod_key: str) -> PodNetwork:
         """Makes netns kt<slot>-<pod_key> with eth0=address and lo up."""
         host_octet = address.rsplit(".", 1)[1]
-        net = cls(netns=f"{slot.prefix}-{pod_key}", host_if=f"{slot.prefix}h{host_octet}",
-                  address=address)
+        net = cls(netns=f"{slot.prefix}-{pod_key}", host_if=f"{slot.prefix}h{host_octet}", address=address)
         peer = f"{slot.prefix}p{host_octet}"
         try:
             ip("netns", "add", net.netns)

@@ -13,7 +13,7 @@ import platform
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .api import MERGE, ApiError, Obj
 from .context import AgentContext, now_rfc3339
@@ -40,37 +40,52 @@ class NodeSpec:
     taints: list[Obj] = field(default_factory=list)
 
     def resources(self) -> dict[str, str]:
-        out = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods),
-               "ephemeral-storage": "100Gi"}
+        out = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods), "ephemeral-storage": "100Gi"}
         if self.gpus:
             out[GPU] = str(self.gpus)
         return out
 
     def manifest(self, agent: str) -> Obj:
         """The Node object; its status is the agent's to write."""
-        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": "amd64", AGENT_LABEL: agent, **self.labels}
-        return {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.name, "labels": labels,
-                             "annotations": {RESOURCES_ANNOTATION: json.dumps(self.resources())}},
-                "spec": {"taints": list(self.taints)} if self.taints else {}}
+        labels = {
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            AGENT_LABEL: agent,
+            **self.labels,
+        }
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.name,
+                "labels": labels,
+                "annotations": {RESOURCES_ANNOTATION: json.dumps(self.resources())},
+            },
+            "spec": {"taints": list(self.taints)} if self.taints else {},
+        }
 
     @classmethod
     def from_json(cls, raw: Obj) -> NodeSpec:
-        return cls(name=raw["name"], cpu=str(raw.get("cpu", "8")), memory=str(raw.get("memory", "16Gi")),
-                   gpus=int(raw.get("gpus", 0)), pods=int(raw.get("pods", 110)),
-                   labels=dict(raw.get("labels", {})), taints=list(raw.get("taints", [])))
+        return cls(
+            name=raw["name"],
+            cpu=str(raw.get("cpu", "8")),
+            memory=str(raw.get("memory", "16Gi")),
+            gpus=int(raw.get("gpus", 0)),
+            pods=int(raw.get("pods", 110)),
+            labels=dict(raw.get("labels", {})),
+            taints=list(raw.get("taints", [])),
+        )
 
 
 def _micro_time() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class NodeKeeper(threading.Thread):
     """Registers the agent's nodes, keeps them Ready and their leases fresh."""
 
-    def __init__(self, ctx: AgentContext, agent: str, nodes: Informer, kubelet_port: int,
-                 version: str) -> None:
+    def __init__(self, ctx: AgentContext, agent: str, nodes: Informer, kubelet_port: int, version: str) -> None:
         super().__init__(name="node keeper", daemon=True)
         self.ctx = ctx
         self.agent = agent
@@ -89,8 +104,7 @@ class NodeKeeper(threading.Thread):
         self.heartbeat(self.ctx.api.get(f"/api/v1/nodes/{spec.name}"))
 
     def mine(self) -> list[Obj]:
-        return [n for n in self.nodes.snapshot()
-                if n["metadata"].get("labels", {}).get(AGENT_LABEL) == self.agent]
+        return [n for n in self.nodes.snapshot() if n["metadata"].get("labels", {}).get(AGENT_LABEL) == self.agent]
 
     def run(self) -> None:
         while not self.ctx.stopping.is_set():
@@ -105,8 +119,7 @@ class NodeKeeper(threading.Thread):
 
     @staticmethod
     def _ready(node: Obj) -> bool:
-        return any(c["type"] == "Ready" and c["status"] == "True"
-                   for c in node.get("status", {}).get("conditions", []))
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
 
     def heartbeat(self, node: Obj) -> None:
         """Patches Ready status and capacity, clears not-ready taints, renews the lease."""
@@ -118,25 +131,40 @@ class NodeKeeper(threading.Thread):
 
         def condition(kind: str, value: str, reason: str, message: str) -> Obj:
             since = old[kind]["lastTransitionTime"] if kind in old and old[kind]["status"] == value else stamp
-            return {"type": kind, "status": value, "reason": reason, "message": message,
-                    "lastHeartbeatTime": stamp, "lastTransitionTime": since}
+            return {
+                "type": kind,
+                "status": value,
+                "reason": reason,
+                "message": message,
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": since,
+            }
 
         status = {
-            "capacity": resources, "allocatable": resources,
+            "capacity": resources,
+            "allocatable": resources,
             "conditions": [
-                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition(
+                    "MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"
+                ),
                 condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
-            "addresses": [{"type": "InternalIP", "address": self.ctx.gateway},
-                          {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": self.ctx.gateway}, {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
-            "nodeInfo": {"kubeletVersion": self.version, "kubeProxyVersion": "",
-                         "containerRuntimeVersion": "localproc://0.1", "operatingSystem": "linux",
-                         "architecture": "amd64", "osImage": platform.platform(),
-                         "kernelVersion": platform.release(), "machineID": "", "systemUUID": "",
-                         "bootID": ""},
+            "nodeInfo": {
+                "kubeletVersion": self.version,
+                "kubeProxyVersion": "",
+                "containerRuntimeVersion": "localproc://0.1",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "osImage": platform.platform(),
+                "kernelVersion": platform.release(),
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+            },
         }
         self.ctx.api.patch(f"/api/v1/nodes/{name}/status", {"status": status})
         taints = node["spec"].get("taints") or []
@@ -155,9 +183,18 @@ class NodeKeeper(threading.Thread):
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            self.ctx.api.create(path, {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": "kube-node-lease",
-                             "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name,
-                                                  "uid": node["metadata"]["uid"]}]},
-                "spec": spec})
+            self.ctx.api.create(
+                path,
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {
+                        "name": name,
+                        "namespace": "kube-node-lease",
+                        "ownerReferences": [
+                            {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node["metadata"]["uid"]}
+                        ],
+                    },
+                    "spec": spec,
+                },
+            )

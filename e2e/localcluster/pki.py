@@ -48,12 +48,33 @@ class ClusterPKI:
         and the pod bridge's gateway), all named in the serving certificate.
         """
         directory.mkdir(parents=True, exist_ok=True)
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3",
-                 "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=kubetune-local-ca",
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", cwd=directory)
-        sans = ["DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
-                "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"]
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=kubetune-local-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            cwd=directory,
+        )
+        sans = [
+            "DNS:localhost",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+        ]
         sans += [f"IP:{ip}" for ip in server_ips]
         _sign(directory, "apiserver", "/CN=kube-apiserver", "serverAuth", ",".join(sans))
         _sign(directory, "admin", "/O=system:masters/CN=kubetune-admin", "clientAuth")
@@ -62,9 +83,13 @@ class ClusterPKI:
         _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
         d = directory
         return cls(
-            directory=d, ca_cert=d / "ca.crt", ca_key=d / "ca.key",
-            serving_cert=d / "apiserver.crt", serving_key=d / "apiserver.key",
-            sa_key=d / "sa.key", sa_pub=d / "sa.pub",
+            directory=d,
+            ca_cert=d / "ca.crt",
+            ca_key=d / "ca.key",
+            serving_cert=d / "apiserver.crt",
+            serving_key=d / "apiserver.key",
+            sa_key=d / "sa.key",
+            sa_pub=d / "sa.pub",
             admin=ClientCert(d / "admin.crt", d / "admin.key"),
             controller_manager=ClientCert(d / "controller-manager.crt", d / "controller-manager.key"),
         )
@@ -72,14 +97,43 @@ class ClusterPKI:
 
 def _sign(directory: Path, name: str, subject: str, usage: str, sans: str = "") -> None:
     """Creates NAME.key and NAME.crt signed by the CA in directory."""
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-             "-out", f"{name}.csr", "-subj", subject, cwd=directory)
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        subject,
+        cwd=directory,
+    )
     ext = directory / f"{name}.ext"
-    lines = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
-             f"extendedKeyUsage={usage}"]
+    lines = [
+        "basicConstraints=CA:FALSE",
+        "keyUsage=critical,digitalSignature,keyEncipherment",
+        f"extendedKeyUsage={usage}",
+    ]
     if sans:
         lines.append(f"subjectAltName={sans}")
     ext.write_text("\n".join(lines) + "\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "3", "-out", f"{name}.crt", "-extfile", ext.name,
-             cwd=directory)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3",
+        "-out",
+        f"{name}.crt",
+        "-extfile",
+        ext.name,
+        cwd=directory,
+    )

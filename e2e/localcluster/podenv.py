@@ -34,10 +34,13 @@ def field_value(pod: Obj, path: str) -> str:
     if match:
         return str(meta.get(match.group(1), {}).get(match.group(2), ""))
     simple = {
-        "metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", ""),
-        "metadata.uid": meta.get("uid", ""), "spec.nodeName": spec.get("nodeName", ""),
+        "metadata.name": meta.get("name", ""),
+        "metadata.namespace": meta.get("namespace", ""),
+        "metadata.uid": meta.get("uid", ""),
+        "spec.nodeName": spec.get("nodeName", ""),
         "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-        "status.hostIP": status.get("hostIP", ""), "status.podIP": status.get("podIP", ""),
+        "status.hostIP": status.get("hostIP", ""),
+        "status.podIP": status.get("podIP", ""),
         "status.hostIPs": ",".join(i["ip"] for i in status.get("hostIPs", [])),
         "status.podIPs": ",".join(i["ip"] for i in status.get("podIPs", [])),
     }
@@ -49,12 +52,10 @@ def field_value(pod: Obj, path: str) -> str:
     raise ConfigError(f"unsupported fieldRef {path!r}")
 
 
-def resource_value(pod: Obj, ref: Obj, default_container: str,
-                   node_allocatable: Mapping[str, str]) -> str:
+def resource_value(pod: Obj, ref: Obj, default_container: str, node_allocatable: Mapping[str, str]) -> str:
     """Resolves a resourceFieldRef; an unset limit falls back to node allocatable."""
     name = ref.get("containerName") or default_container
-    container = next(c for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
-                     if c["name"] == name)
+    container = next(c for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", []) if c["name"] == name)
     kind, _, resource = ref["resource"].partition(".")
     resources = container.get("resources", {})
     raw = resources.get(kind, {}).get(resource)
@@ -80,8 +81,7 @@ def config_data(obj: Obj | None, secret: bool) -> dict[str, str]:
     if obj is None:
         return {}
     if secret:
-        return {k: base64.b64decode(v).decode(errors="replace")
-                for k, v in obj.get("data", {}).items()}
+        return {k: base64.b64decode(v).decode(errors="replace") for k, v in obj.get("data", {}).items()}
     return dict(obj.get("data", {}))
 
 
@@ -96,8 +96,9 @@ def _key_ref(api: Api, namespace: str, ref: Obj, secret: bool) -> str | None:
     return data[ref["key"]]
 
 
-def build_env(api: Api, pod: Obj, container: Obj, service_env: Mapping[str, str],
-              node_allocatable: Mapping[str, str]) -> dict[str, str]:
+def build_env(
+    api: Api, pod: Obj, container: Obj, service_env: Mapping[str, str], node_allocatable: Mapping[str, str]
+) -> dict[str, str]:
     """The variables the kubelet would give this container (without the base env)."""
     namespace = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
@@ -106,11 +107,10 @@ def build_env(api: Api, pod: Obj, container: Obj, service_env: Mapping[str, str]
         if "configMapRef" in source or "secretRef" in source:
             secret = "secretRef" in source
             ref = source["secretRef" if secret else "configMapRef"]
-            obj = _get(api, "secrets" if secret else "configmaps", namespace, ref["name"],
-                       bool(ref.get("optional")))
-            for key, value in config_data(obj, secret).items():
+            obj = _get(api, "secrets" if secret else "configmaps", namespace, ref["name"], bool(ref.get("optional")))
+            for key, text in config_data(obj, secret).items():
                 if _VALID_NAME.match(prefix + key):
-                    env[prefix + key] = value
+                    env[prefix + key] = text
     for var in container.get("env", []):
         name = var["name"]
         if "valueFrom" not in var:
@@ -121,8 +121,7 @@ def build_env(api: Api, pod: Obj, container: Obj, service_env: Mapping[str, str]
         if "fieldRef" in source:
             value = field_value(pod, source["fieldRef"]["fieldPath"])
         elif "resourceFieldRef" in source:
-            value = resource_value(pod, source["resourceFieldRef"], container["name"],
-                                   node_allocatable)
+            value = resource_value(pod, source["resourceFieldRef"], container["name"], node_allocatable)
         elif "configMapKeyRef" in source:
             value = _key_ref(api, namespace, source["configMapKeyRef"], secret=False)
         elif "secretKeyRef" in source:

@@ -61,11 +61,15 @@ class Container:
         last = {k: self.last_state.get(k) for k in ("waiting", "running", "terminated")}
         ready = self.running if self.kind != "init" else self.exit_code == 0
         return {
-            "name": self.name, "image": self.spec.get("image", ""),
+            "name": self.name,
+            "image": self.spec.get("image", ""),
             "imageID": f"localproc://{self.spec.get('image', '')}",
             "containerID": f"localproc://{id(self):x}-{self.restart_count}" if self.started_at else None,
-            "ready": ready, "started": self.running, "restartCount": self.restart_count,
-            "state": state, "lastState": last if self.last_state else {},
+            "ready": ready,
+            "started": self.running,
+            "restartCount": self.restart_count,
+            "state": state,
+            "lastState": last if self.last_state else {},
         }
 
 
@@ -73,8 +77,7 @@ class PodWorker(threading.Thread):
     """Runs one pod bound to one of the agent's nodes until it is deleted."""
 
     def __init__(self, ctx: AgentContext, slot: Slot, pod: Obj, node: str) -> None:
-        super().__init__(name=f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}",
-                         daemon=True)
+        super().__init__(name=f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}", daemon=True)
         self.ctx = ctx
         self.slot = slot
         self.node = node
@@ -85,8 +88,10 @@ class PodWorker(threading.Thread):
         self._lock = threading.Lock()
         self.dir = ctx.workdir / "pods" / self.uid
         spec = pod["spec"]
-        self.containers = [Container(c, "sidecar" if c.get("restartPolicy") == "Always" else "init")
-                           for c in spec.get("initContainers", [])]
+        self.containers = [
+            Container(c, "sidecar" if c.get("restartPolicy") == "Always" else "init")
+            for c in spec.get("initContainers", [])
+        ]
         self.containers += [Container(c, "main") for c in spec["containers"]]
         for c in self.containers:
             if c.kind == "main":
@@ -136,7 +141,7 @@ class PodWorker(threading.Thread):
     def run(self) -> None:
         try:
             self._lifecycle()
-        except Exception:  # noqa: BLE001 - a broken pod must not take the agent down
+        except Exception:
             log.exception("pod worker %s failed", self.name)
         finally:
             for c in self.containers:
@@ -230,19 +235,22 @@ class PodWorker(threading.Thread):
         sources: dict[str, Path] = {}
         allocatable = self.ctx.allocatable.get(self.node, {})
         for volume in pod["spec"].get("volumes", []):
-            sources[volume["name"]] = materialise(self.ctx.api, pod, volume,
-                                                  self.dir / "volumes" / volume["name"], allocatable)
+            sources[volume["name"]] = materialise(
+                self.ctx.api, pod, volume, self.dir / "volumes" / volume["name"], allocatable
+            )
         hosts = self.dir / "etc-hosts"
         hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
-        hosts.write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                         f"{self.pod_ip}\t{hostname}\n")
+        hosts.write_text(
+            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{self.pod_ip}\t{hostname}\n"
+        )
         for c in self.containers:
-            mounts = [{"source": str(hosts), "target": "/etc/hosts", "readOnly": False}]
+            mounts: list[dict[str, Any]] = [{"source": str(hosts), "target": "/etc/hosts", "readOnly": False}]
             term = self._termination_file(c)
             term.parent.mkdir(parents=True, exist_ok=True)
             term.touch()
-            mounts.append({"source": str(term), "target": c.spec.get(
-                "terminationMessagePath") or DEFAULT_TERMINATION_PATH})
+            mounts.append(
+                {"source": str(term), "target": c.spec.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH}
+            )
             for vm in c.spec.get("volumeMounts", []):
                 if vm["name"] not in sources:
                     raise ConfigError(f"container {c.name}: no volume named {vm['name']!r}")
@@ -251,15 +259,14 @@ class PodWorker(threading.Thread):
                     source = source / vm["subPath"]
                     if not source.exists():
                         source.mkdir(parents=True)
-                mounts.append({"source": str(source), "target": vm["mountPath"],
-                               "readOnly": bool(vm.get("readOnly"))})
+                mounts.append({"source": str(source), "target": vm["mountPath"], "readOnly": bool(vm.get("readOnly"))})
             for m in mounts:
-                self.claims += mountpoints.ensure(m["target"], os.path.isdir(m["source"]),
-                                                   self.slot.number)
+                self.claims += mountpoints.ensure(m["target"], os.path.isdir(m["source"]), self.slot.number)
             self.mounts[c.name] = mounts
 
     def _termination_file(self, c: Container) -> Path:
-        return self.dir / "containers" / c.name / "termination-log"
+        path: Path = self.dir / "containers" / c.name / "termination-log"
+        return path
 
     def _teardown_sandbox(self) -> None:
         if self.claims:
@@ -315,8 +322,12 @@ class PodWorker(threading.Thread):
         code = c.proc.poll()
         assert code is not None
         start_error = c.proc.start_error()
-        terminated: Obj = {"exitCode": code, "startedAt": c.started_at or now_rfc3339(),
-                           "finishedAt": now_rfc3339(), "reason": "Completed" if code == 0 else "Error"}
+        terminated: Obj = {
+            "exitCode": code,
+            "startedAt": c.started_at or now_rfc3339(),
+            "finishedAt": now_rfc3339(),
+            "reason": "Completed" if code == 0 else "Error",
+        }
         if start_error:
             terminated.update(exitCode=128, reason="StartError", message=start_error)
             code = 128
@@ -342,19 +353,25 @@ class PodWorker(threading.Thread):
             again = False
         c.finished = not again
         if again:
-            c.backoff = min(c.backoff * 2 if c.backoff else self.ctx.restart_backoff,
-                            self.ctx.restart_backoff_cap)
+            c.backoff = min(c.backoff * 2 if c.backoff else self.ctx.restart_backoff, self.ctx.restart_backoff_cap)
             c.next_start = time.monotonic() + c.backoff
-            self.ctx.event(self.pod, "BackOff", f"Back-off restarting failed container {c.name}",
-                           "Warning", host=self.node)
+            self.ctx.event(
+                self.pod, "BackOff", f"Back-off restarting failed container {c.name}", "Warning", host=self.node
+            )
 
     def _start(self, c: Container) -> None:
         """Starts (or restarts, once its back-off has passed) one container."""
         if time.monotonic() < c.next_start:
             if "terminated" in c.state:
-                c.last_state, c.state = c.state, {"waiting": {
-                    "reason": "CrashLoopBackOff",
-                    "message": f"back-off {c.backoff:.0f}s restarting failed container={c.name}"}}
+                c.last_state, c.state = (
+                    c.state,
+                    {
+                        "waiting": {
+                            "reason": "CrashLoopBackOff",
+                            "message": f"back-off {c.backoff:.0f}s restarting failed container={c.name}",
+                        }
+                    },
+                )
             return
         if c.proc is not None:
             c.restart_count += 1
@@ -364,14 +381,20 @@ class PodWorker(threading.Thread):
                 c.last_state = c.last_state or {}
         pod = self.pod
         entry = images.lookup(images.load_map(self.ctx.image_map), c.spec.get("image", ""))
-        env = {"PATH": self.ctx.container_path, "HOME": "/root",
-               "HOSTNAME": pod["spec"].get("hostname") or pod["metadata"]["name"]}
+        env = {
+            "PATH": self.ctx.container_path,
+            "HOME": "/root",
+            "HOSTNAME": pod["spec"].get("hostname") or pod["metadata"]["name"],
+        }
         if entry is not None:
             env.update(entry.env)
         try:
             pod_for_env = {**pod, "status": {**pod.get("status", {}), **self._ips()}}
-            env.update(build_env(self.ctx.api, pod_for_env, c.spec, self.ctx.service_env,
-                                 self.ctx.allocatable.get(self.node, {})))
+            env.update(
+                build_env(
+                    self.ctx.api, pod_for_env, c.spec, self.ctx.service_env, self.ctx.allocatable.get(self.node, {})
+                )
+            )
             argv = expand_all(images.argv_for(c.spec, entry), env)
         except (ConfigError, ApiError, images.NoCommand) as exc:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
@@ -380,9 +403,14 @@ class PodWorker(threading.Thread):
         term = self._termination_file(c)
         term.write_bytes(b"")
         cwd = c.spec.get("workingDir") or (entry.working_dir if entry else None) or "/"
-        spec = {"argv": argv, "env": env, "cwd": cwd, "mounts": self.mounts.get(c.name, []),
-                "hostname": env["HOSTNAME"],
-                "netns": str(self.network.netns_path) if self.network else None}
+        spec = {
+            "argv": argv,
+            "env": env,
+            "cwd": cwd,
+            "mounts": self.mounts.get(c.name, []),
+            "hostname": env["HOSTNAME"],
+            "netns": str(self.network.netns_path) if self.network else None,
+        }
         c.proc = ContainerProcess.start(self.dir / "containers" / c.name, c.restart_count, spec)
         c.exit_code = None
         c.started_at = now_rfc3339()
@@ -434,16 +462,25 @@ class PodWorker(threading.Thread):
         value = "True" if ok else "False"
         old = self._conditions.get(kind)
         stamp = old["lastTransitionTime"] if old and old["status"] == value else now_rfc3339()
-        cond = {"type": kind, "status": value, "lastTransitionTime": stamp, "lastProbeTime": None,
-                "reason": None if ok else reason, "message": None if ok else message}
+        cond = {
+            "type": kind,
+            "status": value,
+            "lastTransitionTime": stamp,
+            "lastProbeTime": None,
+            "reason": None if ok else reason,
+            "message": None if ok else message,
+        }
         self._conditions[kind] = cond
         return cond
 
     def _build_status(self) -> Obj:
         inits = [c for c in self.containers if c.kind != "main"]
         mains = [c for c in self.containers if c.kind == "main"]
-        pending_init = [c.name for c in inits if not (c.exit_code == 0 and c.finished)
-                        and not (c.kind == "sidecar" and c.started_at)]
+        pending_init = [
+            c.name
+            for c in inits
+            if not (c.exit_code == 0 and c.finished) and not (c.kind == "sidecar" and c.started_at)
+        ]
         ready_set = [c for c in mains + [c for c in inits if c.kind == "sidecar"]]
         unready = [c.name for c in ready_set if not c.running]
         containers_ready = not unready and not self.terminal
@@ -453,15 +490,24 @@ class PodWorker(threading.Thread):
             ready_reason, ready_message = "ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]"
         conditions = [
             self._condition("PodReadyToStartContainers", self.sandbox_ready and not self.terminal),
-            self._condition("Initialized", self.init_done or not pending_init,
-                            "ContainersNotInitialized",
-                            f"containers with incomplete status: [{' '.join(pending_init)}]"),
+            self._condition(
+                "Initialized",
+                self.init_done or not pending_init,
+                "ContainersNotInitialized",
+                f"containers with incomplete status: [{' '.join(pending_init)}]",
+            ),
             self._condition("ContainersReady", containers_ready, ready_reason, ready_message),
             self._condition("Ready", containers_ready, ready_reason, ready_message),
         ]
-        status: Obj = {"phase": self.phase, "conditions": conditions, "startTime": self.start_time,
-                       "reason": self.reason, "message": self.message, **self._ips(),
-                       "containerStatuses": [c.status() for c in mains]}
+        status: Obj = {
+            "phase": self.phase,
+            "conditions": conditions,
+            "startTime": self.start_time,
+            "reason": self.reason,
+            "message": self.message,
+            **self._ips(),
+            "containerStatuses": [c.status() for c in mains],
+        }
         if inits:
             status["initContainerStatuses"] = [c.status() for c in inits]
         return status
@@ -473,8 +519,10 @@ class PodWorker(threading.Thread):
             return
         meta = self.pod["metadata"]
         try:
-            self.ctx.api.patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                               {"metadata": {"uid": self.uid}, "status": status})
+            self.ctx.api.patch(
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                {"metadata": {"uid": self.uid}, "status": status},
+            )
             self._last_status = status
         except (ApiError, OSError) as exc:
             # Retried on the next pass: _last_status still holds what was last sent.
@@ -484,8 +532,10 @@ class PodWorker(threading.Thread):
         """The kubelet's last word on a deleted pod: remove it with grace 0."""
         meta = self.pod["metadata"]
         try:
-            self.ctx.api.delete(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                                {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}})
+            self.ctx.api.delete(
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}},
+            )
         except ApiError as exc:
             if exc.status not in (404, 409):
                 log.warning("final delete of %s failed: %s", self.name, exc)

@@ -8,6 +8,7 @@ is the backstop behind "nothing is left running" when teardown code cannot run.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -28,17 +29,28 @@ def die_with_parent() -> None:
 class ManagedProcess:
     """A named child process whose output goes to a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - open for the process lifetime, closed in stop()
         self.popen = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None, cwd=cwd,
-            start_new_session=True, preexec_fn=die_with_parent,
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     @property
@@ -59,24 +71,18 @@ class ManagedProcess:
         """SIGTERM to the group, SIGKILL after `grace` seconds, then reap."""
         if self.popen.poll() is None:
             _signal_group(self.popen.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
         # The group may hold children even after the leader exited.
         _signal_group(self.popen.pid, signal.SIGKILL)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
         self._log.close()
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
@@ -88,7 +94,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "co
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - reported if the wait times out
+        except Exception as exc:
             last_error = exc
         if time.monotonic() > deadline:
             detail = f" (last error: {last_error})" if last_error else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,9 +41,13 @@ class ContainerProcess:
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "localcluster.shim", str(spec_path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 env={"PYTHONPATH": PACKAGE_PARENT, "PATH": os.environ.get("PATH", "")},
-                start_new_session=True, preexec_fn=die_with_parent)
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         return cls(popen, start_error, log_path)
 
     def poll(self) -> int | None:
@@ -51,21 +56,15 @@ class ContainerProcess:
     def signal(self, sig: int) -> None:
         """Sends sig to the shim, which hands it on to the command."""
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def kill(self) -> None:
         """SIGKILL to the shim's group: PID 1 dies, and the kernel ends the rest."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
 
     def start_error(self) -> str | None:
         try:

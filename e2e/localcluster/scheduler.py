@@ -94,17 +94,19 @@ def _expression_matches(expr: Obj, labels: dict[str, str]) -> bool:
 
 
 def _affinity_ok(pod: Obj, labels: dict[str, str]) -> bool:
-    required = (((pod["spec"].get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    required = ((pod["spec"].get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
     if not required:
         return True
-    return any(all(_expression_matches(e, labels) for e in term.get("matchExpressions", []))
-               for term in required.get("nodeSelectorTerms", []))
+    return any(
+        all(_expression_matches(e, labels) for e in term.get("matchExpressions", []))
+        for term in required.get("nodeSelectorTerms", [])
+    )
 
 
 def _node_ready(node: Obj) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in node.get("status", {}).get("conditions", []))
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
 
 
 def why_not(pod: Obj, node: Obj, used: Resources) -> str | None:
@@ -149,7 +151,7 @@ class Scheduler(threading.Thread):
         while not self.ctx.stopping.is_set():
             try:
                 self.schedule_once()
-            except Exception:  # noqa: BLE001 - keep scheduling after a bad pass
+            except Exception:
                 log.exception("scheduling pass failed")
             with self.pods.changed:
                 self.pods.changed.wait(1.0)
@@ -167,11 +169,13 @@ class Scheduler(threading.Thread):
             if node_name:
                 if _active(pod) and node_name in used:
                     used[node_name] = _add(used[node_name], pod_requests(pod))
-            elif (_active(pod) and "deletionTimestamp" not in pod["metadata"]
-                  and pod["spec"].get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME):
+            elif (
+                _active(pod)
+                and "deletionTimestamp" not in pod["metadata"]
+                and pod["spec"].get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
+            ):
                 pending.append(pod)
-        pending.sort(key=lambda p: (-(p["spec"].get("priority") or 0),
-                                    p["metadata"]["creationTimestamp"]))
+        pending.sort(key=lambda p: (-(p["spec"].get("priority") or 0), p["metadata"]["creationTimestamp"]))
         for pod in pending:
             self._schedule(pod, nodes, used)
 
@@ -196,35 +200,55 @@ class Scheduler(threading.Thread):
     def _load(node: Obj, used: dict[str, Resources]) -> Fraction:
         allocatable = node["status"].get("allocatable", {})
         mine = used[node["metadata"]["name"]]
-        shares = [mine.get(r, Fraction(0)) / parse_quantity(allocatable[r])
-                  for r in ("cpu", "memory") if r in allocatable and parse_quantity(allocatable[r])]
+        shares = [
+            mine.get(r, Fraction(0)) / parse_quantity(allocatable[r])
+            for r in ("cpu", "memory")
+            if r in allocatable and parse_quantity(allocatable[r])
+        ]
         return max(shares, default=Fraction(0))
 
     def _bind(self, pod: Obj, node: str) -> None:
         meta = pod["metadata"]
         try:
-            self.ctx.api.create(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding", {
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
+            self.ctx.api.create(
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Binding",
+                    "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+                },
+            )
         except ApiError as exc:
             log.debug("binding %s failed: %s", meta["name"], exc)
             return
         self._assumed[meta["uid"]] = node
         self._reported.pop(meta["uid"], None)
-        self.ctx.event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
-                       component=SCHEDULER_NAME)
+        self.ctx.event(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
+            component=SCHEDULER_NAME,
+        )
 
     def _unschedulable(self, pod: Obj, message: str) -> None:
         uid = pod["metadata"]["uid"]
         if self._reported.get(uid) == message:
             return
         meta = pod["metadata"]
-        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                     "message": message, "lastTransitionTime": now_rfc3339(), "lastProbeTime": None}
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastTransitionTime": now_rfc3339(),
+            "lastProbeTime": None,
+        }
         try:
-            self.ctx.api.patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                               {"status": {"conditions": [condition]}})
+            self.ctx.api.patch(
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                {"status": {"conditions": [condition]}},
+            )
             self._reported[uid] = message
             self.ctx.event(pod, "FailedScheduling", message, "Warning", component=SCHEDULER_NAME)
         except ApiError as exc:

@@ -14,6 +14,7 @@ EXEC_FAILED (with the reason in SPEC's start_error_file) if it could not start.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -35,8 +36,7 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 EXEC_FAILED = 128
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
-             signal.SIGUSR1, signal.SIGUSR2)
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -48,8 +48,12 @@ def _check(result: int, what: str) -> None:
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
-    _check(_libc.mount(source.encode() if source else None, target.encode(),
-                       fstype.encode() if fstype else None, flags, None), f"mount {target}")
+    _check(
+        _libc.mount(
+            source.encode() if source else None, target.encode(), fstype.encode() if fstype else None, flags, None
+        ),
+        f"mount {target}",
+    )
 
 
 def _enter_namespaces(spec: dict[str, Any]) -> None:
@@ -78,10 +82,9 @@ def _status_code(status: int) -> int:
 def _forward_to(pid_box: list[int]) -> None:
     def forward(signum: int, _frame: object) -> None:
         if pid_box[0] > 0:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid_box[0], signum)
-            except ProcessLookupError:
-                pass
+
     for sig in FORWARDED:
         signal.signal(sig, forward)
 

@@ -26,7 +26,7 @@ def _write(directory: Path, rel: str, data: bytes, mode: int | None) -> None:
 def _config_files(api: Api, namespace: str, source: Obj, secret: bool) -> dict[str, tuple[bytes, int | None]]:
     """Files of a configMap/secret volume source (or projection), by relative path."""
     kind = "secrets" if secret else "configmaps"
-    name = source.get("secretName" if secret and "secretName" in source else "name")
+    name = str(source.get("secretName" if secret and "secretName" in source else "name"))
     optional = bool(source.get("optional"))
     obj = get_object(api, kind, namespace, name, optional)
     if obj is None:
@@ -61,19 +61,20 @@ def _token_file(api: Api, pod: Obj, source: Obj) -> dict[str, tuple[bytes, int |
     """A TokenRequest bound to this pod, as the kubelet makes for projected tokens."""
     meta = pod["metadata"]
     account = pod["spec"].get("serviceAccountName") or "default"
-    spec: Obj = {"expirationSeconds": int(source.get("expirationSeconds", 3607)),
-                 "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
-                                    "name": meta["name"], "uid": meta["uid"]}}
+    spec: Obj = {
+        "expirationSeconds": int(source.get("expirationSeconds", 3607)),
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
+    }
     if source.get("audience"):
         spec["audiences"] = [source["audience"]]
-    answer = api.create(f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
-                        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                         "spec": spec})
+    answer = api.create(
+        f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+    )
     return {source["path"]: (answer["status"]["token"].encode(), None)}
 
 
-def materialise(api: Api, pod: Obj, volume: Obj, directory: Path,
-                allocatable: Mapping[str, str]) -> Path:
+def materialise(api: Api, pod: Obj, volume: Obj, directory: Path, allocatable: Mapping[str, str]) -> Path:
     """Fills directory for one volume; returns the host path to bind-mount.
 
     Raises ConfigError when a referenced object is missing: the kubelet keeps

@@ -16,8 +16,7 @@ class Kubectl(Protocol):
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> Any: ...
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 60, interval: float = 0.3,
-             what: str = "condition") -> T:
+def wait_for(predicate: Callable[[], T], timeout: float = 60, interval: float = 0.3, what: str = "condition") -> T:
     """Polls predicate until truthy; fails the test with what it last saw."""
     deadline = time.monotonic() + timeout
     while True:
@@ -40,8 +39,7 @@ def get(cluster: Kubectl, *args: str) -> dict[str, Any]:
 
 
 def apply(cluster: Kubectl, namespace: str, *manifests: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                    input=yaml.safe_dump_all(list(manifests)))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(list(manifests)))
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:

@@ -20,13 +20,24 @@ def test_versions_tell_the_truth(local_cluster):
 
 
 def test_serviceaccount_kubeconfig_has_exactly_its_rbac(cluster, namespace):
-    apply(cluster, namespace,
-          {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "operator"}},
-          {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "jobs"},
-           "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "create"]}]},
-          {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "operator"},
-           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jobs"},
-           "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}]})
+    apply(
+        cluster,
+        namespace,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "operator"}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "jobs"},
+            "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "create"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jobs"},
+            "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}],
+        },
+    )
     kubeconfig = cluster.serviceaccount_kubeconfig(namespace, "operator")
 
     def can(*args: str) -> str:
@@ -43,23 +54,52 @@ def test_serviceaccount_kubeconfig_has_exactly_its_rbac(cluster, namespace):
 
 
 def test_legacy_serviceaccount_token_secret_is_filled(cluster, namespace):
-    apply(cluster, namespace,
-          {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "legacy"}},
-          {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
-           "metadata": {"name": "legacy-token", "annotations": {"kubernetes.io/service-account.name": "legacy"}}})
-    secret = wait_for(lambda: get(cluster, "secret", "legacy-token", "-n", namespace).get("data", {}).get("token"),
-                      timeout=30, what="the token controller to fill the secret")
+    apply(
+        cluster,
+        namespace,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "legacy"}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {"name": "legacy-token", "annotations": {"kubernetes.io/service-account.name": "legacy"}},
+        },
+    )
+    secret = wait_for(
+        lambda: get(cluster, "secret", "legacy-token", "-n", namespace).get("data", {}).get("token"),
+        timeout=30,
+        what="the token controller to fill the secret",
+    )
     assert secret
 
 
 def test_ttl_after_finished_deletes_the_job(cluster, namespace):
-    apply(cluster, namespace, {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "short"},
-        "spec": {"ttlSecondsAfterFinished": 1, "template": {"spec": {"restartPolicy": "Never", "containers": [
-            {"name": "main", "image": "python:3.12-slim", "command": ["python3", "-c", "pass"]}]}}}})
+    apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "short"},
+            "spec": {
+                "ttlSecondsAfterFinished": 1,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {"name": "main", "image": "python:3.12-slim", "command": ["python3", "-c", "pass"]}
+                        ],
+                    }
+                },
+            },
+        },
+    )
     wait_for(lambda: get(cluster, "job", "short", "-n", namespace), timeout=10, what="job created")
-    wait_for(lambda: not get(cluster, "job", "short", "-n", namespace), timeout=60,
-             what="the TTL controller to delete the finished Job")
+    wait_for(
+        lambda: not get(cluster, "job", "short", "-n", namespace),
+        timeout=60,
+        what="the TTL controller to delete the finished Job",
+    )
 
 
 def test_namespace_deletion_finishes(cluster):

@@ -30,10 +30,19 @@ open("/dev/termination-log", "w").write(body)
 
 
 def web_pod(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 2, "containers": [
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 2,
+            "containers": [
                 {"name": "server", "image": "python:3.12-slim", "command": ["python3", "-c", SERVER]},
-                {"name": "client", "image": "python:3.12-slim", "command": ["python3", "-c", CLIENT]}]}}
+                {"name": "client", "image": "python:3.12-slim", "command": ["python3", "-c", CLIENT]},
+            ],
+        },
+    }
 
 
 def test_pods_share_a_port_number_and_are_reachable_by_pod_ip(local_cluster, namespace):
@@ -75,18 +84,41 @@ open("/dev/termination-log", "w").write(str(status))
 
 
 def test_pods_reach_the_api_server_with_their_service_account(cluster, namespace):
-    apply(cluster, namespace,
-          {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}},
-          {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "pods"},
-           "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]},
-          {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "reader"},
-           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods"},
-           "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}]})
+    apply(
+        cluster,
+        namespace,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "pods"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+        },
+    )
     for name, account in (("allowed", "reader"), ("denied", "default")):
-        apply(cluster, namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-                                   "spec": {"restartPolicy": "Never", "serviceAccountName": account,
-                                            "containers": [{"name": "main", "image": "python:3.12-slim",
-                                                            "command": ["python3", "-c", IN_CLUSTER]}]}})
+        apply(
+            cluster,
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": account,
+                    "containers": [
+                        {"name": "main", "image": "python:3.12-slim", "command": ["python3", "-c", IN_CLUSTER]}
+                    ],
+                },
+            },
+        )
 
     def answer(name: str) -> str:
         pod = get(cluster, "pod", name, "-n", namespace)

@@ -15,10 +15,12 @@ PY = "python:3.12-slim"
 
 
 def pod(name: str, containers: list[dict], **spec: object) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": {"app": "demo"}, "annotations": {"lr": "0.01"}},
-            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 5,
-                     "containers": containers, **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "demo"}, "annotations": {"lr": "0.01"}},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 5, "containers": containers, **spec},
+    }
 
 
 def phase(cluster, namespace: str, name: str) -> str:
@@ -26,8 +28,9 @@ def phase(cluster, namespace: str, name: str) -> str:
 
 
 def finished(cluster, namespace: str, name: str) -> dict:
-    wait_for(lambda: phase(cluster, namespace, name) in ("Succeeded", "Failed"), timeout=60,
-             what=f"pod {name} to finish")
+    wait_for(
+        lambda: phase(cluster, namespace, name) in ("Succeeded", "Failed"), timeout=60, what=f"pod {name} to finish"
+    )
     return get(cluster, "pod", name, "-n", namespace)
 
 
@@ -46,13 +49,18 @@ open("/dev/termination-log", "w").write(json.dumps(report))
 
 
 def test_env_volumes_and_expansion(cluster, namespace):
-    apply(cluster, namespace,
-          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"color": "blue"}},
-          {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"},
-           "stringData": {"password": "hunter2"}})
+    apply(
+        cluster,
+        namespace,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"color": "blue"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"}, "stringData": {"password": "hunter2"}},
+    )
     main = {
-        "name": "main", "image": PY, "workingDir": "/tmp",
-        "command": ["python3", "-c", REPORT], "args": ["--lr=$(LR)", "$$(LR)", "$(UNDEFINED)"],
+        "name": "main",
+        "image": PY,
+        "workingDir": "/tmp",
+        "command": ["python3", "-c", REPORT],
+        "args": ["--lr=$(LR)", "$$(LR)", "$(UNDEFINED)"],
         "env": [
             {"name": "GREETING", "value": "hello"},
             {"name": "LR", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['lr']"}}},
@@ -65,17 +73,28 @@ def test_env_volumes_and_expansion(cluster, namespace):
             {"name": "ESCAPED", "value": "$$(GREETING)"},
         ],
         "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CM_"}],
-        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True},
-                         {"name": "sec", "mountPath": "/etc/secret"},
-                         {"name": "info", "mountPath": "/etc/info"},
-                         {"name": "data", "mountPath": "/data"}],
+        "volumeMounts": [
+            {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True},
+            {"name": "sec", "mountPath": "/etc/secret"},
+            {"name": "info", "mountPath": "/etc/info"},
+            {"name": "data", "mountPath": "/data"},
+        ],
     }
-    init = {"name": "prepare", "image": PY, "command": ["sh", "-c", "echo prepared > /data/init.txt"],
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
-    volumes = [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "sec", "secret": {"secretName": "sec"}},
-               {"name": "info", "downwardAPI": {"items": [{"path": "annotations", "fieldRef": {
-                   "fieldPath": "metadata.annotations"}}]}},
-               {"name": "data", "emptyDir": {}}]
+    init = {
+        "name": "prepare",
+        "image": PY,
+        "command": ["sh", "-c", "echo prepared > /data/init.txt"],
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    volumes = [
+        {"name": "cfg", "configMap": {"name": "cfg"}},
+        {"name": "sec", "secret": {"secretName": "sec"}},
+        {
+            "name": "info",
+            "downwardAPI": {"items": [{"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]},
+        },
+        {"name": "data", "emptyDir": {}},
+    ]
     apply(cluster, namespace, pod("env", [main], initContainers=[init], volumes=volumes))
 
     done = finished(cluster, namespace, "env")
@@ -84,9 +103,17 @@ def test_env_volumes_and_expansion(cluster, namespace):
     assert report["argv"] == ["--lr=0.01", "$(LR)", "$(UNDEFINED)"]
     assert report["cwd"] == "/tmp"
     assert report["env"] == {
-        "GREETING": "hello", "LR": "0.01", "APP": "demo", "POD_NAME": "env",
-        "POD_IP": done["status"]["podIP"], "FROM_CM": "blue", "FROM_SECRET": "hunter2",
-        "CM_color": "blue", "NESTED": "hello-blue", "ESCAPED": "$(GREETING)"}
+        "GREETING": "hello",
+        "LR": "0.01",
+        "APP": "demo",
+        "POD_NAME": "env",
+        "POD_IP": done["status"]["podIP"],
+        "FROM_CM": "blue",
+        "FROM_SECRET": "hunter2",
+        "CM_color": "blue",
+        "NESTED": "hello-blue",
+        "ESCAPED": "$(GREETING)",
+    }
     assert report["files"]["/etc/cfg/color"] == "blue"
     assert report["files"]["/etc/secret/password"] == "hunter2"
     assert 'lr="0.01"' in report["files"]["/etc/info/annotations"]
@@ -98,16 +125,23 @@ def test_env_volumes_and_expansion(cluster, namespace):
 
 
 def test_termination_message_is_capped_at_4kib(cluster, namespace):
-    main = {"name": "main", "image": PY, "command": [
-        "python3", "-c", "open('/dev/termination-log', 'w').write('x' * 10000)"]}
+    main = {
+        "name": "main",
+        "image": PY,
+        "command": ["python3", "-c", "open('/dev/termination-log', 'w').write('x' * 10000)"],
+    }
     apply(cluster, namespace, pod("big", [main]))
     message = container_status(finished(cluster, namespace, "big"), "main")["state"]["terminated"]["message"]
     assert message == "x" * 4096
 
 
 def test_fallback_to_logs_on_error(cluster, namespace):
-    main = {"name": "main", "image": PY, "terminationMessagePolicy": "FallbackToLogsOnError",
-            "command": ["python3", "-c", "import sys; print('boom: bad learning rate'); sys.exit(2)"]}
+    main = {
+        "name": "main",
+        "image": PY,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "command": ["python3", "-c", "import sys; print('boom: bad learning rate'); sys.exit(2)"],
+    }
     apply(cluster, namespace, pod("fallback", [main]))
     terminated = container_status(finished(cluster, namespace, "fallback"), "main")["state"]["terminated"]
     assert terminated["exitCode"] == 2
@@ -116,11 +150,15 @@ def test_fallback_to_logs_on_error(cluster, namespace):
 
 def test_restart_policy_on_failure_restarts_the_container(cluster, namespace):
     # Fails on the first run, succeeds on the second: the emptyDir outlives the container.
-    main = {"name": "main", "image": PY, "command": ["sh", "-c",
-            "if [ -e /data/ran ]; then exit 0; fi; touch /data/ran; exit 1"],
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
-    apply(cluster, namespace, pod("retry", [main], restartPolicy="OnFailure",
-                                  volumes=[{"name": "data", "emptyDir": {}}]))
+    main = {
+        "name": "main",
+        "image": PY,
+        "command": ["sh", "-c", "if [ -e /data/ran ]; then exit 0; fi; touch /data/ran; exit 1"],
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    apply(
+        cluster, namespace, pod("retry", [main], restartPolicy="OnFailure", volumes=[{"name": "data", "emptyDir": {}}])
+    )
     status = container_status(finished(cluster, namespace, "retry"), "main")
     assert status["restartCount"] == 1
     assert status["lastState"]["terminated"]["exitCode"] == 1
@@ -139,9 +177,16 @@ def test_active_deadline_seconds_fails_the_pod(local_cluster, namespace):
 def test_graceful_deletion_sigterm_then_sigkill(local_cluster, namespace):
     polite, stubborn = token(), token()
     obeys = {"name": "obeys", "image": PY, "command": ["python3", "-c", "import time; time.sleep(600)", polite]}
-    ignores = {"name": "ignores", "image": PY, "command": [
-        "python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
-        stubborn]}
+    ignores = {
+        "name": "ignores",
+        "image": PY,
+        "command": [
+            "python3",
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+            stubborn,
+        ],
+    }
     apply(local_cluster, namespace, pod("grace", [obeys, ignores], terminationGracePeriodSeconds=3))
     wait_for(lambda: processes_with(polite) and processes_with(stubborn), timeout=30, what="both running")
     time.sleep(0.5)  # let the Python in `ignores` install its handler
@@ -164,11 +209,15 @@ def test_kubectl_logs(cluster, namespace):
 
 
 def test_image_map_runs_a_local_command_for_an_image(local_cluster, namespace):
-    local_cluster.map_image("registry.example/trainer:*", ["python3", "-c"], cmd=["print('default cmd')"],
-                            env={"FROM_IMAGE": "yes"})
+    local_cluster.map_image(
+        "registry.example/trainer:*", ["python3", "-c"], cmd=["print('default cmd')"], env={"FROM_IMAGE": "yes"}
+    )
     uses_cmd = {"name": "a", "image": "registry.example/trainer:1.0"}
-    uses_args = {"name": "b", "image": "registry.example/trainer:1.0",
-                 "args": ["import os; print('args', os.environ['FROM_IMAGE'])"]}
+    uses_args = {
+        "name": "b",
+        "image": "registry.example/trainer:1.0",
+        "args": ["import os; print('args', os.environ['FROM_IMAGE'])"],
+    }
     apply(local_cluster, namespace, pod("mapped", [uses_cmd, uses_args]))
     assert finished(local_cluster, namespace, "mapped")["status"]["phase"] == "Succeeded"
     assert local_cluster.kubectl("logs", "mapped", "-c", "a", "-n", namespace).stdout == "default cmd\n"

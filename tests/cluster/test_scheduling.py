@@ -15,11 +15,24 @@ pytestmark = pytest.mark.cluster
 
 def gpu_pod(name: str, pool: str, gpus: int) -> dict:
     resources = {"limits": {"nvidia.com/gpu": str(gpus)}} if gpus else {}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeSelector": {"pool": pool}, "terminationGracePeriodSeconds": 1,
-                     "tolerations": [{"key": "pool", "operator": "Exists"}],
-                     "containers": [{"name": "main", "image": "python:3.12-slim", "resources": resources,
-                                     "command": ["python3", "-c", "import time; time.sleep(600)"]}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "nodeSelector": {"pool": pool},
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{"key": "pool", "operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python:3.12-slim",
+                    "resources": resources,
+                    "command": ["python3", "-c", "import time; time.sleep(600)"],
+                }
+            ],
+        },
+    }
 
 
 def test_gpu_pods_go_to_free_gpus_and_wait_pending_otherwise(local_cluster, namespace):
@@ -28,16 +41,18 @@ def test_gpu_pods_go_to_free_gpus_and_wait_pending_otherwise(local_cluster, name
     taint = [{"key": "pool", "value": pool, "effect": "NoSchedule"}]
     cpu_node, gpu_node = f"cpu-{pool}", f"gpu-{pool}"
     local_cluster.add_node(NodeSpec(cpu_node, cpu="16", memory="64Gi", labels={"pool": pool}, taints=taint))
-    local_cluster.add_node(NodeSpec(gpu_node, cpu="4", memory="16Gi", gpus=1, labels={"pool": pool},
-                                    taints=taint))
+    local_cluster.add_node(NodeSpec(gpu_node, cpu="4", memory="16Gi", gpus=1, labels={"pool": pool}, taints=taint))
     try:
         node_of = lambda name: get(local_cluster, "pod", name, "-n", namespace)["spec"].get("nodeName")  # noqa: E731
         apply(local_cluster, namespace, gpu_pod("first", pool, 1))
         assert wait_for(lambda: node_of("first"), timeout=30, what="first GPU pod bound") == gpu_node
 
         apply(local_cluster, namespace, gpu_pod("second", pool, 1))
-        scheduled = wait_for(lambda: condition(get(local_cluster, "pod", "second", "-n", namespace),
-                                               "PodScheduled"), timeout=30, what="PodScheduled condition")
+        scheduled = wait_for(
+            lambda: condition(get(local_cluster, "pod", "second", "-n", namespace), "PodScheduled"),
+            timeout=30,
+            what="PodScheduled condition",
+        )
         assert (scheduled["status"], scheduled["reason"]) == ("False", "Unschedulable")
         assert "Insufficient nvidia.com/gpu" in scheduled["message"]
         assert get(local_cluster, "pod", "second", "-n", namespace)["status"]["phase"] == "Pending"
@@ -48,10 +63,12 @@ def test_gpu_pods_go_to_free_gpus_and_wait_pending_otherwise(local_cluster, name
 
         local_cluster.kubectl("delete", "pod", "first", "-n", namespace)
         assert wait_for(lambda: node_of("second"), timeout=30, what="second GPU pod bound") == gpu_node
-        wait_for(lambda: get(local_cluster, "pod", "second", "-n", namespace)["status"].get("phase") == "Running",
-                 timeout=30, what="second GPU pod running")
+        wait_for(
+            lambda: get(local_cluster, "pod", "second", "-n", namespace)["status"].get("phase") == "Running",
+            timeout=30,
+            what="second GPU pod running",
+        )
     finally:
-        local_cluster.kubectl("delete", "pods", "--all", "-n", namespace, "--wait=true", "--timeout=60s",
-                              check=False)
+        local_cluster.kubectl("delete", "pods", "--all", "-n", namespace, "--wait=true", "--timeout=60s", check=False)
         local_cluster.remove_node(cpu_node)
         local_cluster.remove_node(gpu_node)

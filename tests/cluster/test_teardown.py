@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from localcluster import ClusterConfig, LocalCluster, NodeSpec
-from localcluster import network
+from localcluster import ClusterConfig, LocalCluster, NodeSpec, network
 
 from .kube import apply, get, wait_for
 from .procs import processes_with, token
@@ -26,11 +25,22 @@ E2E = Path(__file__).resolve().parents[2] / "e2e"
 
 def busy_pod(word: str, mount: str) -> dict:
     """A pod with a running process, a netns and a volume at a path the host lacks."""
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "busy"},
-            "spec": {"containers": [{"name": "main", "image": "python:3.12-slim",
-                                     "command": ["python3", "-c", "import time; time.sleep(600)", word],
-                                     "volumeMounts": [{"name": "scratch", "mountPath": mount}]}],
-                     "volumes": [{"name": "scratch", "emptyDir": {}}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "busy"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python:3.12-slim",
+                    "command": ["python3", "-c", "import time; time.sleep(600)", word],
+                    "volumeMounts": [{"name": "scratch", "mountPath": mount}],
+                }
+            ],
+            "volumes": [{"name": "scratch", "emptyDir": {}}],
+        },
+    }
 
 
 def running(cluster, name: str = "busy") -> bool:
@@ -56,9 +66,21 @@ def test_context_manager_teardown_leaves_nothing(tmp_path):
 def test_ctrl_c_on_cluster_up_tears_down(tmp_path):
     word, mount = token(), f"/opt/kubetune-e2e-{token()}/scratch"
     workdir = tmp_path / "up"
-    proc = subprocess.Popen([sys.executable, str(E2E / "cluster.py"), "up", "--workdir", str(workdir), "--keep",
-                             "--node", '{"name": "solo"}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(E2E / "cluster.py"),
+            "up",
+            "--workdir",
+            str(workdir),
+            "--keep",
+            "--node",
+            '{"name": "solo"}',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = []
@@ -73,8 +95,9 @@ def test_ctrl_c_on_cluster_up_tears_down(tmp_path):
 
         class Shell:
             def kubectl(self, *args, input=None, check=True):
-                return subprocess.run([f"{kubectl}/kubectl", *args], input=input, text=True, capture_output=True,
-                                      env=env, check=check)
+                return subprocess.run(
+                    [f"{kubectl}/kubectl", *args], input=input, text=True, capture_output=True, env=env, check=check
+                )
 
         shell = Shell()
         apply(shell, "default", busy_pod(word, mount))
