@@ -130,7 +130,7 @@ def crd() -> dict[str, Any]:
                                     "description": "Versioned schema of this object: kubetune.io/v1alpha1.",
                                 },
                                 "kind": {"type": "string", "description": "HyperParameterTuningJob."},
-                                "metadata": {"type": "object", "description": "Standard object metadata."},
+                                "metadata": {"type": "object"},  # the API server allows nothing more here
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

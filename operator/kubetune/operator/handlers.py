@@ -37,11 +37,16 @@ class Indexes:
 def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: Indexes) -> None:
     ours = {TUNING_JOB_LABEL: kopf.PRESENT}
 
-    @kopf.index("batch", "v1", "jobs", labels=ours, registry=registry)
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials as the kubernetes client: the pod's ServiceAccount or the kubeconfig.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.index("batch", "v1", "jobs", id="trial_jobs", labels=ours, registry=registry)
     def trial_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
         return {(namespace, labels[TUNING_JOB_LABEL]): copy.deepcopy(dict(body))}
 
-    @kopf.index("", "v1", "pods", labels=ours, registry=registry)
+    @kopf.index("", "v1", "pods", id="trial_pods", labels=ours, registry=registry)
     def trial_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
         return {(namespace, labels.get(JOB_NAME_LABEL, "")): copy.deepcopy(dict(body))}
 
@@ -57,7 +62,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: I
     def spec_changed(namespace: str, name: str, **_: Any) -> None:
         controller.wake(namespace, name)
 
-    @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30, registry=registry)
+    @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30, backoff=5, registry=registry)
     async def tuning_job(
         body: kopf.Body, stopped: kopf.DaemonStopped, trial_jobs: Any, trial_pods: Any, **_: Any
     ) -> None:

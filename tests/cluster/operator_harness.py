@@ -1,0 +1,169 @@
+"""The operator as the tests run it: a `kubetune operator` process under a ServiceAccount with the chart's RBAC.
+
+Images here are local commands (e2e/README.md): every `kubetune-test/*` image
+runs with this virtualenv first on PATH and the examples folder as working
+directory, so trial templates can say `python train_digits.py` and the sidecar
+`kubetune sidecar` exactly as they would with the real image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "manifests" / "examples"
+CRD = ROOT / "crds" / "hyperparametertuningjobs.kubetune.io.yaml"
+RBAC = ROOT / "manifests" / "rbac" / "operator.yaml"
+IMAGE = "kubetune-test/kubetune:dev"
+OPERATOR_NAMESPACE = "kubetune-system"
+
+
+class OperatorProcess:
+    """A running `kubetune operator`; kill() and start() again to test restarts."""
+
+    def __init__(self, cluster: Any, kubeconfig: Path, log_path: Path, extra: list[str]) -> None:
+        self.cluster = cluster
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "kubetune.cli", "operator",
+                "--sidecar-image", IMAGE,
+                "--scrape-interval", "1",
+                "--lease-namespace", OPERATOR_NAMESPACE,
+                *self.extra,
+            ],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def install_operator_access(cluster: Any) -> Path:
+    """CRD, namespace, ServiceAccount and the chart's RBAC; returns the ServiceAccount's kubeconfig."""
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io", "--timeout=30s")
+    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    cluster.kubectl("-n", OPERATOR_NAMESPACE, "create", "serviceaccount", "kubetune-operator", check=False)
+    cluster.kubectl("-n", OPERATOR_NAMESPACE, "apply", "-f", str(RBAC))
+    cluster.kubectl(
+        "create", "clusterrolebinding", "kubetune-operator",
+        "--clusterrole=kubetune-operator", f"--serviceaccount={OPERATOR_NAMESPACE}:kubetune-operator",
+        check=False,
+    )  # fmt: skip
+    cluster.kubectl(
+        "-n", OPERATOR_NAMESPACE, "create", "rolebinding", "kubetune-operator-leader-election",
+        "--role=kubetune-operator-leader-election", f"--serviceaccount={OPERATOR_NAMESPACE}:kubetune-operator",
+        check=False,
+    )  # fmt: skip
+    bin_dir = str(Path(sys.executable).parent)
+    cluster.map_image(
+        "kubetune-test/*",
+        entrypoint=["kubetune"],
+        env={"PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
+        working_dir=str(EXAMPLES),
+    )
+    return Path(cluster.serviceaccount_kubeconfig(OPERATOR_NAMESPACE, "kubetune-operator"))
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    kubeconfig = install_operator_access(cluster)
+    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(cluster, kubeconfig, log_path, [])
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(f"operator log: {log_path}")
+
+
+def tuning_job(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubetune.io/v1alpha1",
+        "kind": "HyperParameterTuningJob",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def example(name: str, **changes: Any) -> dict[str, Any]:
+    """An example from manifests/examples with its image mapped to this harness and top-level spec fields changed."""
+    resource = yaml.safe_load((EXAMPLES / name).read_text())
+    for container in resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"]:
+        container["image"] = IMAGE
+    resource["spec"].update(changes)
+    return dict(resource)
+
+
+def apply(cluster: Any, namespace: str, resource: dict[str, Any]) -> None:
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(resource))
+
+
+def get(cluster: Any, namespace: str, kind: str, name: str = "", selector: str = "") -> Any:
+    args = ["-n", namespace, "get", kind, "-o", "json"]
+    if name:
+        args.insert(4, name)
+    if selector:
+        args += ["-l", selector]
+    return json.loads(cluster.kubectl(*args).stdout)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, operator: OperatorProcess | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.5)
+    tail = "\n".join(operator.log().splitlines()[-40:]) if operator else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}\n{tail}")
+
+
+def status_of(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    return dict(get(cluster, namespace, "hyperparametertuningjob", name).get("status") or {})
+
+
+def wait_for_end(
+    cluster: Any, namespace: str, name: str, operator: OperatorProcess, timeout: float = 240
+) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        status = status_of(cluster, namespace, name)
+        state = status.get("hyperParameterTuningJobStatus")
+        return status if state in {"Completed", "Failed", "Stopped"} else None
+
+    return dict(wait_until(ended, timeout, f"tuning job {name} to end", operator))
