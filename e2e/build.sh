@@ -26,12 +26,16 @@ ensure_host_tools() {
   local missing=()
   command -v ip >/dev/null || missing+=(iproute2)
   command -v unshare >/dev/null || missing+=(util-linux)
-  command -v nsenter >/dev/null || missing+=(util-linux)
-  command -v go >/dev/null || missing+=(golang-go)
+  command -v flock >/dev/null || missing+=(util-linux)
+  command -v openssl >/dev/null || missing+=(openssl)
   if ((${#missing[@]})); then
     log "installing missing packages: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # Debian's golang-go is far older than these modules need (go 1.24+).
+  if ! command -v go >/dev/null; then
+    log "error: no Go toolchain on PATH (need go >= 1.24)"; exit 1
   fi
 }
 
@@ -42,10 +46,13 @@ complete() {
   local b; for b in "$@"; do [[ -x "${dir}/bin/${b}" ]] || return 1; done
 }
 
-# Runs a build step, timing it; keeps the wrapper module in DIR/src.
+# Runs a build step, timing it, with a line a minute so a long compile shows life.
 timed() {
-  local start=$SECONDS
-  "$@"
+  local start=$SECONDS ticker
+  ( while sleep 60; do log "  $1: still compiling ($((SECONDS - start))s)"; done ) &
+  ticker=$!
+  "$@" || { kill "${ticker}" 2>/dev/null; return 1; }
+  kill "${ticker}" 2>/dev/null; wait "${ticker}" 2>/dev/null || true
   log "  done in $((SECONDS - start))s"
 }
 

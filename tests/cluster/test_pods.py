@@ -153,7 +153,11 @@ def test_restart_policy_on_failure_restarts_the_container(cluster, namespace):
     main = {
         "name": "main",
         "image": PY,
-        "command": ["sh", "-c", "if [ -e /data/ran ]; then exit 0; fi; touch /data/ran; exit 1"],
+        "command": [
+            "sh",
+            "-c",
+            "if [ -e /data/ran ]; then echo second; exit 0; fi; touch /data/ran; echo first; exit 1",
+        ],
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
     }
     apply(
@@ -163,6 +167,8 @@ def test_restart_policy_on_failure_restarts_the_container(cluster, namespace):
     assert status["restartCount"] == 1
     assert status["lastState"]["terminated"]["exitCode"] == 1
     assert status["state"]["terminated"]["exitCode"] == 0
+    assert cluster.kubectl("logs", "retry", "-n", namespace).stdout == "second\n"
+    assert cluster.kubectl("logs", "retry", "-n", namespace, "--previous").stdout == "first\n"
 
 
 def test_active_deadline_seconds_fails_the_pod(local_cluster, namespace):
