@@ -11,6 +11,7 @@ from kubetune.engine.early_stopping import MedianStoppingRule
 from kubetune.engine.space import SearchSpace
 from kubetune.engine.stopping import Scheduler
 from kubetune.engine.strategies.base import Strategy as StrategyBase
+from kubetune.engine.strategies.bayesian import BayesianStrategy
 from kubetune.engine.strategies.grid import GridStrategy
 from kubetune.engine.strategies.hyperband import build_hyperband
 from kubetune.engine.strategies.random import RandomStrategy
@@ -24,6 +25,8 @@ def build(spec: HyperParameterTuningJobSpec, space: SearchSpace) -> tuple[Strate
         strategy = GridStrategy(space)
     elif spec.strategy is Strategy.RANDOM:
         strategy = RandomStrategy()
+    elif spec.strategy is Strategy.BAYESIAN:
+        strategy = BayesianStrategy(space)
     elif spec.strategy is Strategy.HYPERBAND:
         return build_hyperband(spec, space, _hyperband_model(spec, space))
     else:
@@ -40,4 +43,4 @@ def _hyperband_model(spec: HyperParameterTuningJobSpec, space: SearchSpace) -> S
     config = spec.strategy_config.hyperband_strategy_config if spec.strategy_config else None
     if config is None or config.proposer is HyperbandProposer.RANDOM:
         return None
-    return RandomStrategy()  # stands in for the Bayesian strategy until it lands
+    return BayesianStrategy(space)

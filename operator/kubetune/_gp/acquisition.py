@@ -1,0 +1,54 @@
+"""Log expected improvement, stable far into the tail (Ament et al., 2023, "Unexpected improvements to EI").
+
+Plain EI underflows to exactly 0 once a candidate is a few standard
+deviations worse than the incumbent, which late in a run is almost
+everywhere: the optimiser then sees a flat surface and stops moving. Its log
+stays informative there, and so does its gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erfcx, log_ndtr, ndtr
+
+from kubetune._gp.kernel import FloatArray
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
+_TAIL = -1e6
+
+
+def log_h(z: FloatArray) -> FloatArray:
+    """log(z Phi(z) + phi(z)), the log of EI for a unit Gaussian."""
+    out = np.empty_like(z)
+    mid = z > -1.0
+    zm = z[mid]
+    out[mid] = np.log(zm * ndtr(zm) + np.exp(-0.5 * zm * zm - _LOG_SQRT_2PI))
+    low = (~mid) & (z > _TAIL)
+    zl = z[low]
+    out[low] = -0.5 * zl * zl - _LOG_SQRT_2PI + np.log1p(zl * _SQRT_HALF_PI * erfcx(-zl / math.sqrt(2.0)))
+    tail = z <= _TAIL
+    zt = z[tail]
+    out[tail] = -0.5 * zt * zt - _LOG_SQRT_2PI - 2.0 * np.log(-zt)
+    return out
+
+
+def log_ei(mu: FloatArray, var: FloatArray, best: float) -> FloatArray:
+    """log EI of values below `best` (minimisation), for each (mu, var)."""
+    sd = np.sqrt(var)
+    return np.asarray(log_h((best - mu) / sd) + np.log(sd), dtype=float)
+
+
+def log_ei_with_grad(mu: float, var: float, dmu: FloatArray, dvar: FloatArray, best: float) -> tuple[float, FloatArray]:
+    """log EI at one point and its gradient, from the posterior's value and gradient there."""
+    sd = math.sqrt(var)
+    z = (best - mu) / sd
+    lh = float(log_h(np.array([z]))[0])
+    value = lh + math.log(sd)
+    # d EI / d mu = -Phi(z), d EI / d sd = phi(z); divide by EI = sd h(z) for the log
+    ratio_cdf = math.exp(float(log_ndtr(z)) - lh) / sd
+    ratio_pdf = math.exp(-0.5 * z * z - _LOG_SQRT_2PI - lh) / sd
+    dsd = dvar / (2.0 * sd)
+    return value, -ratio_cdf * dmu + ratio_pdf * dsd

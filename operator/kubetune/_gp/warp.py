@@ -1,0 +1,62 @@
+"""Losses to GP targets: robust centring, a fitted Yeo-Johnson power transform, standardisation.
+
+Loss surfaces in tuning are skewed and heavy-tailed (a diverged run reports
+1e6 next to 0.1s); a stationary GP fitted on raw values spends its whole
+amplitude on the outliers and sees the good region as flat. Centring on the
+median and scaling by the interquartile range keeps the transform's fit from
+being dominated by the tail; the power transform (lambda chosen by maximum
+likelihood on a fixed grid, so it is deterministic and cannot diverge) then
+makes the values roughly Gaussian, which is what the GP assumes. Being
+monotone, it never changes which point is best.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kubetune._gp.kernel import FloatArray
+
+LAMBDAS = np.linspace(-2.0, 2.0, 41)
+CLIP = 1e6
+
+
+def yeo_johnson(z: FloatArray, lam: float) -> FloatArray:
+    out = np.empty_like(z)
+    pos = z >= 0
+    if abs(lam) > 1e-8:
+        out[pos] = (np.power(z[pos] + 1.0, lam) - 1.0) / lam
+    else:
+        out[pos] = np.log1p(z[pos])
+    if abs(lam - 2.0) > 1e-8:
+        out[~pos] = -(np.power(1.0 - z[~pos], 2.0 - lam) - 1.0) / (2.0 - lam)
+    else:
+        out[~pos] = -np.log1p(-z[~pos])
+    return out
+
+
+def _log_likelihood(z: FloatArray, lam: float) -> float:
+    t = yeo_johnson(z, lam)
+    var = float(t.var())
+    if not np.isfinite(var) or var <= 0:
+        return -np.inf
+    return float(-0.5 * len(z) * np.log(var) + (lam - 1.0) * (np.sign(z) * np.log1p(np.abs(z))).sum())
+
+
+def warp_losses(losses: FloatArray) -> FloatArray | None:
+    """Targets with mean 0 and variance 1, in the order of `losses`; None when every loss is the same."""
+    losses = np.asarray(losses, dtype=float)
+    spread = float(np.ptp(losses)) if len(losses) else 0.0
+    if len(losses) < 2 or spread <= 1e-12 * max(1.0, float(np.abs(losses).max())):
+        return None
+    q1, med, q3 = np.percentile(losses, [25, 50, 75])
+    scale = float(q3 - q1)
+    if scale <= 0:
+        scale = float(losses.std())
+    z = np.clip((losses - med) / scale, -CLIP, CLIP)
+    lam = max(LAMBDAS, key=lambda lam: _log_likelihood(z, float(lam)))
+    t = yeo_johnson(z, float(lam))
+    sd = float(t.std())
+    if not np.isfinite(sd) or sd <= 0:
+        return None
+    t = (t - t.mean()) / sd
+    return np.asarray(t, dtype=float)

@@ -1,0 +1,269 @@
+"""Bayesian optimisation: a Gaussian-process surrogate of the loss and log expected improvement.
+
+How a suggestion is made, and why:
+
+1. **Space-filling start.** The first `initial_design_size(space)` trials are
+   points of one scrambled Sobol sequence (seeded by the job's seed, indexed by
+   trial number, so parallel asks and a restored tuner get the same points).
+   Its size grows with the number of hyperparameters, 2 d + 1 clipped to
+   [5, 20]: enough to see each direction's trend before the model leads, few
+   enough that the model starts within a typical 50-200 trial budget. The start
+   goes on while fewer than half of it has results (many parallel trials, or
+   failures) or while every loss is the same (a model of a constant says
+   nothing; more space-filling does).
+2. **Model.** Losses are warped (`kubetune._gp.warp`: robust to heavy tails and
+   outliers); early-stopped trials (non-final losses) and failed trials (imputed
+   at the worst warped loss, so the search moves away from what crashes) are
+   included with extra noise, since they are weaker evidence. Hyperparameters
+   are fitted by MAP on every suggestion; nothing is carried between calls,
+   which is what makes `history()` restores exact.
+3. **Scale.** Past `model_points` results the GP is conditioned on a subset:
+   the best half of that size (the region the search is refining) plus a
+   uniform draw from the rest (the global shape). Hyperparameters are fitted on
+   at most `fit_points` of those, picked the same way. So a suggestion costs the
+   same at 2,000 results as at 300, with O(model_points^2) memory: no hang, no
+   out-of-memory, whatever the length of the job.
+4. **Pending trials** (running now, and the earlier picks of this same batch)
+   enter as fantasies at the posterior mean ("kriging believer"): the mean is
+   unchanged but the uncertainty there collapses, so expected improvement near
+   a running trial drops and the next pick goes elsewhere.
+5. **Acquisition.** Log EI, maximised over Sobol and local candidates with
+   L-BFGS-B polish (`kubetune._gp.optimize`). Integers are optimised relaxed
+   and snapped to their cell; categoricals take each of their values. A pick
+   equal to a configuration already observed, running or failed is skipped for
+   the next best.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc
+
+from kubetune._gp import GP, fit, warp_losses
+from kubetune._gp.kernel import FloatArray
+from kubetune._gp.optimize import candidates, maximize
+from kubetune.api.spec import ParameterValue
+from kubetune.engine.space import Kind, SearchSpace
+from kubetune.engine.strategies.base import Config, SearchState, Strategy, batch_rng
+
+SNAP_LIMIT = 10_000
+"""Integer ranges up to this many values are snapped to their cells while optimising; wider ones act continuous."""
+
+
+@dataclass(frozen=True)
+class BayesianSettings:
+    """Knobs of the Bayesian strategy; the defaults are what the benchmark in bench/bayesian measured."""
+
+    model_points: int = 256
+    """Most results the GP is conditioned on; past it, a subset (see the module docstring)."""
+    fit_points: int = 128
+    """Most results the hyperparameters are fitted on: the fit is the O(n^3)-per-iteration part."""
+    global_candidates: int = 512
+    """Sobol candidates over the whole space per pick."""
+    local_candidates: int = 512
+    """Perturbations of the best results per pick."""
+    polish_starts: int = 5
+    """Best candidates polished by L-BFGS-B."""
+    nonfinal_noise: float = 0.1
+    """Extra noise variance (in warped units) of an early-stopped or failed trial's value."""
+
+
+def initial_design_size(space: SearchSpace) -> int:
+    """2 d + 1 in [5, 20], and never more than a discrete space holds."""
+    n = min(max(2 * space.dims + 1, 5), 20)
+    total = _discrete_size(space)
+    return n if total is None else min(n, total)
+
+
+def _discrete_size(space: SearchSpace) -> int | None:
+    total = 1
+    for p in space.parameters:
+        if p.cardinality is None:
+            return None
+        total *= p.cardinality
+    return total
+
+
+class Codec:
+    """Configurations to model rows and back: unit coordinates, with categoricals as value indices."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self.n_choices = np.array([len(p.choices) if p.kind is Kind.CATEGORICAL else 0 for p in space.parameters])
+        self.is_cat = self.n_choices > 0
+        self._centres: dict[int, FloatArray] = {}
+        for j, p in enumerate(space.parameters):
+            if p.kind is Kind.INTEGER and p.cardinality is not None and p.cardinality <= SNAP_LIMIT:
+                self._centres[j] = np.array([p.to_unit(v) for v in range(int(p.low), int(p.high) + 1)])
+
+    def row(self, config: Mapping[str, Any]) -> FloatArray:
+        u = self.space.encode(config)
+        u[self.is_cat] = np.round(u[self.is_cat] * self.n_choices[self.is_cat] - 0.5)
+        return u
+
+    def rows(self, configs: Sequence[Mapping[str, Any]]) -> FloatArray:
+        return np.array([self.row(c) for c in configs]).reshape(len(configs), self.space.dims)
+
+    def config(self, row: FloatArray) -> dict[str, ParameterValue]:
+        u = np.array(row, dtype=float)
+        u[self.is_cat] = (u[self.is_cat] + 0.5) / self.n_choices[self.is_cat]
+        return self.space.decode(u)
+
+    def snap(self, rows: FloatArray) -> FloatArray:
+        """Integer columns moved to the centre of the nearest cell, so a row and its configuration agree."""
+        rows = rows.copy()
+        for j, centres in self._centres.items():
+            idx = np.clip(np.searchsorted(centres, rows[:, j]), 1, len(centres) - 1)
+            left, right = centres[idx - 1], centres[idx]
+            rows[:, j] = (
+                np.where(rows[:, j] - left < right - rows[:, j], left, right) if len(centres) > 1 else centres[0]
+            )
+        return rows
+
+
+class BayesianStrategy(Strategy):
+    """GP + log EI on the unit-cube encoding; see the module docstring for the design."""
+
+    def __init__(self, space: SearchSpace, settings: BayesianSettings | None = None) -> None:
+        self.space = space
+        self.settings = settings or BayesianSettings()
+        self.codec = Codec(space)
+        self.n_init = initial_design_size(space)
+
+    def size(self) -> int | None:
+        return _discrete_size(self.space)
+
+    def suggest(self, state: SearchState, count: int, seed: int) -> list[Config]:
+        rng = batch_rng(seed, state)
+        space = state.space
+        taken = {space.key(c) for c in [*(o.config for o in state.observations), *state.pending, *state.failed]}
+        model: _Model | None = None
+        out: list[Config] = []
+        for i in range(count):
+            number = state.asked + i
+            if model is None and number >= self.n_init:
+                model = _Model.build(self, state, rng)
+            config = model.pick(rng, taken) if model is not None else self._space_filling(number, seed, taken, rng)
+            if config is None:
+                break  # a discrete space with every configuration taken
+            taken.add(space.key(config))
+            out.append(config)
+        return out
+
+    def _space_filling(
+        self, number: int, seed: int, taken: set[tuple[Any, ...]], rng: np.random.Generator
+    ) -> Config | None:
+        """Point `number` of the job's Sobol sequence, or the next one not taken yet, or else a random untaken one."""
+        m = max(1, math.ceil(math.log2(number + 1 + 64)))
+        sobol = qmc.Sobol(self.space.dims, scramble=True, seed=np.random.default_rng([seed, 0x5B01])).random_base2(m)
+        for row in sobol[number:]:
+            config = self.space.decode(row)
+            if self.space.key(config) not in taken:
+                return config
+        return _random_untaken(self.space, rng, taken)
+
+
+def _random_untaken(space: SearchSpace, rng: np.random.Generator, taken: set[tuple[Any, ...]]) -> Config | None:
+    for config in space.sample(rng, 256):
+        if space.key(config) not in taken:
+            return config
+    total = _discrete_size(space)
+    if total is not None and len(taken) < total:
+        import itertools
+
+        for values in itertools.product(*(p.grid_values() for p in space.parameters)):
+            config = dict(zip(space.names, values, strict=True))
+            if space.key(config) not in taken:
+                return config
+    return None
+
+
+@dataclass
+class _Model:
+    """The posterior of one ask, updated with each pick of the batch as a fantasy."""
+
+    strategy: BayesianStrategy
+    gp: GP
+    best: float
+    centres: FloatArray
+
+    @classmethod
+    def build(cls, strategy: BayesianStrategy, state: SearchState, rng: np.random.Generator) -> _Model | None:
+        settings, codec = strategy.settings, strategy.codec
+        obs = state.observations
+        if len(obs) < max(3, strategy.n_init // 2):
+            return None
+        y_obs = warp_losses(np.array([o.loss for o in obs], dtype=float))
+        if y_obs is None:
+            return None
+        x = np.vstack([codec.rows([o.config for o in obs]), codec.rows(list(state.failed))])
+        y = np.concatenate([y_obs, np.full(len(state.failed), float(y_obs.max()))])
+        extra = np.concatenate(
+            [
+                np.array([0.0 if o.final else settings.nonfinal_noise for o in obs]),
+                np.full(len(state.failed), settings.nonfinal_noise),
+            ]
+        )
+        keep = _subset(y, settings.model_points, rng)
+        x, y, extra = x[keep], y[keep], extra[keep]
+        fit_idx = _subset(y, settings.fit_points, rng)
+        hp = fit(x[fit_idx], y[fit_idx], codec.is_cat, extra[fit_idx])
+        gp = GP(x, y, codec.is_cat, extra, hp)
+        real = keep < len(obs)
+        mu, _ = gp.predict(x[real])
+        best = float(mu.min())
+        order = np.argsort(y[real], kind="stable")[:5]
+        centres = x[real][order]
+        if state.pending:
+            xp = codec.rows(list(state.pending))
+            mu_p = gp.predict(xp)[0]
+            gp = gp.condition(xp, mu_p, _fantasy_extra(gp, len(xp)))
+            best = min(best, float(mu_p.min()))  # as if observed: else EI there stays at the predicted gain
+        return cls(strategy, gp, best, centres)
+
+    def pick(self, rng: np.random.Generator, taken: set[tuple[Any, ...]]) -> Config | None:
+        settings, codec, space = self.strategy.settings, self.strategy.codec, self.strategy.space
+        pool = candidates(
+            rng, settings.global_candidates, settings.local_candidates, self.centres, self.gp.hp.log_ls, codec.n_choices
+        )
+        points, _ = maximize(self.gp, self.best, pool, codec.n_choices, codec.snap, settings.polish_starts)
+        chosen: FloatArray | None = None
+        config: Config | None = None
+        for point in points:
+            candidate = codec.config(point)
+            if space.key(candidate) not in taken:
+                chosen, config = point, candidate
+                break
+        if config is None:
+            config = _random_untaken(space, rng, taken)
+            if config is None:
+                return None
+            chosen = codec.row(config)
+        assert chosen is not None
+        z = chosen[None, :]
+        mu = self.gp.predict(z)[0]
+        self.gp = self.gp.condition(z, mu, _fantasy_extra(self.gp, 1))
+        self.best = min(self.best, float(mu[0]))
+        return config
+
+
+def _fantasy_extra(gp: GP, count: int) -> FloatArray:
+    """Fantasies are noise-free: with the fitted noise left in, a noisy model would shrink the
+    uncertainty at a pending point only a little and pick the same point again."""
+    return np.full(count, 1e-6 * gp.hp.amp - gp.hp.noise)
+
+
+def _subset(y: FloatArray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices (sorted) of at most `size` points: the best size/2 by y, then a uniform draw from the rest."""
+    n = len(y)
+    if n <= size:
+        return np.arange(n)
+    order = np.argsort(y, kind="stable")
+    top, rest = order[: size // 2], order[size // 2 :]
+    drawn = rng.choice(rest, size - len(top), replace=False)
+    return np.sort(np.concatenate([top, drawn]))
