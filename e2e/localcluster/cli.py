@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import mountpoints, network
+from . import network
 from .cluster import ClusterConfig, LocalCluster
 from .nodes import NodeSpec
 
@@ -39,18 +39,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _sweep(_: argparse.Namespace) -> int:
-    """Removes what killed clusters left: slots whose lock nobody holds."""
-    freed = []
-    while True:
-        slot = network.acquire_slot()  # sweeps as it takes
-        freed.append(slot)
-        if slot.number >= network.MAX_SLOTS - 1 or not network.list_links(f"kt{slot.number + 1}"):
-            break
-    for slot in freed:
-        network.delete_bridge(slot)
-        mountpoints.release_owner(slot.number)
-        slot.release()
-    print(f"swept {len(freed)} free slot(s)")
+    """Removes what killed clusters left: netns, interfaces and mount targets of unheld slots."""
+    removed = network.sweep_free_slots()
+    print("\n".join(removed) if removed else "nothing to sweep")
     return 0
 
 

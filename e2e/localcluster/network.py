@@ -83,6 +83,23 @@ def acquire_slot() -> Slot:
     raise RuntimeError("no free network slot for a local cluster")
 
 
+def sweep_free_slots() -> list[str]:
+    """Sweeps every slot that no running cluster holds; returns what went."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    removed: list[str] = []
+    for number in range(MAX_SLOTS):
+        fd = os.open(LOCK_DIR / f"slot-{number}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        removed += sweep(Slot(number, fd))
+        mountpoints.release_owner(number)
+        os.close(fd)
+    return removed
+
+
 def _own_route(slot: Slot, routes: str) -> bool:
     return any(str(slot.subnet) in line and f"dev {slot.bridge} " in line + " " for line in routes.splitlines())
 

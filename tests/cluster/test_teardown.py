@@ -66,21 +66,7 @@ def test_context_manager_teardown_leaves_nothing(tmp_path):
 def test_ctrl_c_on_cluster_up_tears_down(tmp_path):
     word, mount = token(), f"/opt/kubetune-e2e-{token()}/scratch"
     workdir = tmp_path / "up"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(E2E / "cluster.py"),
-            "up",
-            "--workdir",
-            str(workdir),
-            "--keep",
-            "--node",
-            '{"name": "solo"}',
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _cluster_up(workdir)
     try:
         assert proc.stdout is not None
         lines = []
@@ -90,16 +76,7 @@ def test_ctrl_c_on_cluster_up_tears_down(tmp_path):
                 break
         else:
             pytest.fail("cluster.py up did not come up:\n" + "".join(lines))
-        env = {**os.environ, "KUBECONFIG": str(workdir / "admin.kubeconfig")}
-        kubectl = next(line.split("=", 1)[1].split(":", 1)[0] for line in lines if line.startswith("export PATH="))
-
-        class Shell:
-            def kubectl(self, *args, input=None, check=True):
-                return subprocess.run(
-                    [f"{kubectl}/kubectl", *args], input=input, text=True, capture_output=True, env=env, check=check
-                )
-
-        shell = Shell()
+        shell = _Shell(workdir / "admin.kubeconfig")
         apply(shell, "default", busy_pod(word, mount))
         wait_for(lambda: running(shell), timeout=60, what="pod running")
         proc.send_signal(signal.SIGINT)
@@ -111,3 +88,63 @@ def test_ctrl_c_on_cluster_up_tears_down(tmp_path):
     assert not processes_with(word)
     assert not processes_with(marker)
     assert not Path(mount).parent.exists()
+
+
+def test_sigkilled_cluster_dies_with_its_parent_and_is_swept(tmp_path):
+    """SIGKILL skips all cleanup code: PDEATHSIG ends the processes, the sweep the rest."""
+    word, mount = token(), f"/opt/kubetune-e2e-{token()}/scratch"
+    workdir = tmp_path / "killed"
+    proc = _cluster_up(workdir)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "cluster is up" in line:
+                break
+        shell = _Shell(workdir / "admin.kubeconfig")
+        apply(shell, "default", busy_pod(word, mount))
+        wait_for(lambda: running(shell), timeout=60, what="pod running")
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: not processes_with(word) and not processes_with(str(workdir)), timeout=15, what="processes gone")
+    assert Path(mount).exists()  # nothing ran to remove it...
+    subprocess.run([sys.executable, str(E2E / "cluster.py"), "sweep"], check=True, capture_output=True)
+    assert not Path(mount).parent.exists()  # ...until the sweep
+    assert not [n for n in network.list_links("kt") if n.endswith("br") and not _slot_held(n)]
+
+
+def _cluster_up(workdir: Path) -> subprocess.Popen[str]:
+    """`e2e/cluster.py up` with one node, as a user would start it."""
+    argv = [sys.executable, str(E2E / "cluster.py"), "up", "--workdir", str(workdir), "--keep"]
+    return subprocess.Popen(
+        [*argv, "--node", '{"name": "solo"}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+class _Shell:
+    """kubectl with a given kubeconfig, for clusters this process does not own."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        from localcluster.binaries import Binaries
+
+        self.kubectl_path = Binaries.locate().kubectl
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+
+    def kubectl(self, *args, input=None, check=True):
+        return subprocess.run(
+            [str(self.kubectl_path), *args], input=input, text=True, capture_output=True, env=self.env, check=check
+        )
+
+
+def _slot_held(bridge: str) -> bool:
+    """Whether a running cluster holds the slot of this bridge (its lock is taken)."""
+    import fcntl
+
+    number = bridge[2:-2]
+    with open(network.LOCK_DIR / f"slot-{number}.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
