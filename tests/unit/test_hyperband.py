@@ -173,15 +173,16 @@ def test_a_report_that_skips_rungs_is_judged_at_each_of_them() -> None:
     assert decision.stop and "rung 2 of 4 (epochs=3" in decision.reason
 
 
-def test_brackets_get_synchronous_hyperbands_shares_in_every_prefix() -> None:
-    scheduler = HyperbandScheduler(HyperbandSettings(1, 81, 3, "epochs"))
-    counts = [0] * 5
-    for n in range(1, 143):
+def test_each_bracket_gets_one_eta_squared_of_the_trials_of_the_one_before_in_every_prefix() -> None:
+    scheduler = HyperbandScheduler(HyperbandSettings(1, 9, 3, "epochs"))  # rungs 1, 3: brackets 0, 1, 2
+    counts = [0] * 3
+    for n in range(1, 92):
         scheduler.on_start(str(n), {"lr": 0.1})
         bracket = scheduler.bracket_of(str(n))
         assert bracket is not None
         counts[bracket] += 1
-    assert counts == [81, 34, 15, 7, 5]  # 81 : 33.75 : 15 : 7.5 : 5 out of 142.25
+        assert all(abs(count - n * share) < 1 for count, share in zip(counts, (81 / 91, 9 / 91, 1 / 91), strict=True))
+    assert counts == [81, 9, 1]
 
 
 def test_the_last_bracket_never_stops_anyone() -> None:

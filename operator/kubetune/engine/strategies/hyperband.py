@@ -9,11 +9,17 @@ depends on bracket sizes (the weakness of synchronous Hyperband and of
 schedulers that pause trials at rungs).
 
 Brackets hedge against low resources ranking configurations badly: bracket b
-starts judging at the b-th rung, the last bracket never stops anyone. Trials
-are dealt to brackets in the proportions synchronous Hyperband gives them,
-by a deterministic weighted round-robin rather than a random draw, so the
-assignment is a function of the order of on_start calls and a restored tuner
-rebuilds it exactly.
+starts judging at the b-th rung, the last bracket never stops anyone. Each
+bracket gets 1/eta² as many trials as the one before, so about 1/eta of its
+resource: two thirds of the resource (eta = 3) go to the most aggressive
+bracket, a third to the hedges. Synchronous Hyperband's split gives every
+bracket the same resource instead, which spends four fifths of it on hedges;
+on bench/hyperband's synthetic curves (which do mislead at low rungs) that
+needed 1.2-1.8 times the resource to reach Random's best.
+
+Trials are dealt by a deterministic weighted round-robin rather than a random
+draw, so the assignment is a function of the order of on_start calls and a
+restored tuner rebuilds it exactly.
 """
 
 from __future__ import annotations
@@ -202,8 +208,8 @@ class HyperbandScheduler(Scheduler):
 
 
 def _bracket_shares(rungs: int, eta: int) -> list[float]:
-    """Synchronous Hyperband's split of trials: bracket b judges from rung b and gets ∝ (K+1)/(K-b+1)·eta^(K-b)."""
-    weights = [(rungs + 1) / (rungs - b + 1) * eta ** (rungs - b) for b in range(rungs + 1)]
+    """Bracket b's share of the trials, ∝ eta^-2b; its trials cost ∝ eta^b, so its share of the resource is ∝ eta^-b."""
+    weights = [float(eta) ** (-2 * b) for b in range(rungs + 1)]
     total = sum(weights)
     return [w / total for w in weights]
 
