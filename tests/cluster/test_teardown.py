@@ -53,7 +53,7 @@ def test_context_manager_teardown_leaves_nothing(tmp_path):
     with LocalCluster(config) as cluster:
         apply(cluster, "default", busy_pod(word, mount))
         wait_for(lambda: running(cluster), timeout=60, what="pod running")
-        assert processes_with(word)
+        wait_for(lambda: processes_with(word), timeout=10, what="the container process")
         slot = cluster.slot
         pids = [p.pid for p in cluster.control_plane.processes] + [cluster.agent.pid]
     assert cluster.left_over == []
