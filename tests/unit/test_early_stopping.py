@@ -60,7 +60,7 @@ def test_the_stop_reason_names_the_step_and_the_comparison() -> None:
     decision = rule.on_report("bad", MIN_REPORTS, 2.0)
     assert decision.stop
     assert decision.reason == (
-        f"Auto early stopping at step {MIN_REPORTS}: its running average is worse than the median"
+        f"Auto early stopping at step {MIN_REPORTS}: its objective is worse than the median"
         f" of the running averages of the {MIN_TRIALS} earlier trials at that step"
     )
 
@@ -114,7 +114,7 @@ def test_auto_builds_the_median_rule_for_strategies_without_their_own(strategy: 
     spec = parse_spec(auto_spec(**changes))
     _, scheduler = build(spec, SearchSpace.from_spec(spec))
     assert isinstance(scheduler, MedianStoppingRule)
-    assert scheduler.comparison is Comparison.RUNNING_AVERAGE
+    assert scheduler.comparison is Comparison.LATEST
 
 
 def test_auto_with_hyperband_is_refused() -> None:

@@ -1,23 +1,26 @@
 """Auto early stopping: the median rule, for strategies that run every trial to its end otherwise.
 
-SageMaker's text: after each epoch, compute for every earlier trial the running
-average of its objective up to that epoch; stop the current trial if its
-objective at that epoch is worse than the median of those running averages.
+SageMaker's text, which we follow: after each epoch, compute for every earlier
+trial the running average of its objective up to that epoch; stop the current
+trial if its objective at that epoch is worse than the median of those
+running averages.
 
 Read literally, that compares a trial's *current* value with the others'
-*averages*. On a learning curve the average lags the current value (losses
-fall, so an average is worse than the last value), so the literal rule holds
-every trial to a bar it has already passed and stops almost nothing (the
-benchmark in bench/hyperband measures how little). We compare like with like
-instead: the trial's own running average against the median of the others'
-running averages at the same step. That keeps SageMaker's statistic and its
-median, and makes the test fair for fast and slow starters alike.
+*averages*, which lag on a learning curve, so the bar is lenient. We also
+built the like-with-like reading (the trial's own running average against the
+others') and measured both in bench/hyperband: the literal rule already saves
+62-77% of Random's resource with the same final best in every median, while
+like-with-like saves 71-82% but loses up to 1% of accuracy on its worst seed.
+The issue asked for like-with-like only where the literal rule saves too
+little; it does not, so Auto is the literal rule and Comparison.RUNNING_AVERAGE
+stays a constructor option, not an API field.
 
-Two minimums keep the rule from acting on noise: a trial is never stopped
-before its MIN_REPORTS-th report, nor at a step fewer than MIN_TRIALS other
-trials have reached. "Earlier trials" are those whose report at that step came
-first in event order, whether they still run or not, so the decisions depend
-only on the order of the calls and a restored tuner repeats them.
+What SageMaker does not say, we chose: a trial is never stopped before its
+MIN_REPORTS-th report, nor at a step fewer than MIN_TRIALS other trials have
+reached. "Earlier trials" are those whose report at that step came first in
+event order, whether they still run or not, and steps match exactly; so the
+decisions depend only on the order of the calls and a restored tuner repeats
+them.
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ MIN_REPORTS = 3
 class Comparison(StrEnum):
     """What is held against the median of the others' running averages."""
 
-    RUNNING_AVERAGE = "RunningAverage"
-    """The trial's own running average: like with like (our default)."""
     LATEST = "Latest"
-    """The trial's value at this step: SageMaker's text, read literally."""
+    """The trial's value at this step: SageMaker's text, read literally (the default)."""
+    RUNNING_AVERAGE = "RunningAverage"
+    """The trial's own running average: like with like; saves more, risks more (see the module docstring)."""
 
 
 @dataclass
@@ -62,7 +65,7 @@ class MedianStoppingRule(Scheduler):
 
     def __init__(
         self,
-        comparison: Comparison = Comparison.RUNNING_AVERAGE,
+        comparison: Comparison = Comparison.LATEST,
         min_trials: int = MIN_TRIALS,
         min_reports: int = MIN_REPORTS,
     ) -> None:
