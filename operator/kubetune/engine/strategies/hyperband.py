@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from kubetune.api.spec import HyperbandStrategyConfig, HyperParameterTuningJobSpec, ParameterValue
-from kubetune.engine.rungs import Rung
+from kubetune.engine.rungs import Rung, RungOutcome
 from kubetune.engine.space import SearchSpace
 from kubetune.engine.stopping import CONTINUE, Decision, Scheduler, StopDecision
 from kubetune.engine.strategies.base import Config, Observation, SearchState, Strategy
@@ -165,7 +165,7 @@ class HyperbandScheduler(Scheduler):
             self._results[rung.level][trial_id] = loss
             outcome = rung.admit(loss)
             if not outcome.continues:
-                return StopDecision(Decision.STOP, self._reason(progress.bracket, rung, outcome.rank, outcome.size))
+                return StopDecision(Decision.STOP, self._reason(progress.bracket, rung, outcome))
         if step >= self.settings.max_resource and not progress.reached_max:
             progress.reached_max = True
             self._results[self.settings.max_resource][trial_id] = loss
@@ -197,13 +197,13 @@ class HyperbandScheduler(Scheduler):
         self._dealt[bracket] += 1
         return bracket
 
-    def _reason(self, bracket: int, rung: Rung, rank: int, size: int) -> str:
+    def _reason(self, bracket: int, rung: Rung, outcome: RungOutcome) -> str:
         levels = self.settings.levels
-        keep = -(-size // self.settings.eta)
         return (
             f"Hyperband rung {levels.index(rung.level) + 1} of {len(levels)}"
             f" ({self.settings.resource_name}={rung.level}, bracket {bracket + 1} of {len(self._brackets)}):"
-            f" ranked {rank} of the {size} trials that reached it; only the top {keep} (1/{self.settings.eta}) continue"
+            f" ranked {outcome.rank} of the {outcome.size} trials that reached it;"
+            f" only the top {outcome.keep} (1/{self.settings.eta}) continue"
         )
 
 
