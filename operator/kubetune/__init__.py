@@ -2,17 +2,34 @@
 
 The public surface is small on purpose: the Tuner (ask/report/tell), the report()
 helper that training code calls, and the one error type for bad specs.
+
+Names are loaded on first use, so `from kubetune import report` in a training
+script and the in-pod sidecar start without importing numpy and the engine.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from kubetune.collector.report import report
-from kubetune.engine import Trial, TrialResult, TrialStatus, Tuner
 from kubetune.errors import SpecError
+
+if TYPE_CHECKING:
+    from kubetune.engine import Trial, TrialResult, TrialStatus, Tuner
 
 try:
     __version__ = version("kubetune")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 
+_LAZY = {"Trial": "kubetune.engine", "TrialResult": "kubetune.engine", "TrialStatus": "kubetune.engine", "Tuner": "kubetune.engine"}
+
 __all__ = ["SpecError", "Trial", "TrialResult", "TrialStatus", "Tuner", "__version__", "report"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kubetune' has no attribute {name!r}")

@@ -8,18 +8,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from kubetune import __version__
-from kubetune.api.crd import crd_yaml
-from kubetune.api.resource import API_VERSION, KIND
-from kubetune.api.spec import HyperParameterTuningJobSpec, parse_spec
-from kubetune.engine import Tuner
 from kubetune.errors import SpecError
 from kubetune.logs import configure
-from kubetune.runners.local import LocalRunner, LocalRunSettings, result_document
+
+if TYPE_CHECKING:
+    from kubetune.api.spec import HyperParameterTuningJobSpec
+
+# Commands import what they need when they run: the sidecar must be up (and its
+# SIGTERM handled) in milliseconds, before the engine's numpy is even loaded.
 
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
@@ -31,6 +30,11 @@ class CliError(Exception):
 
 def load_resource(path: Path) -> tuple[str, HyperParameterTuningJobSpec]:
     """The name and validated spec of the HyperParameterTuningJob in a YAML file."""
+    import yaml
+
+    from kubetune.api.resource import API_VERSION, KIND
+    from kubetune.api.spec import parse_spec
+
     try:
         documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
     except OSError as exc:
@@ -51,6 +55,9 @@ def load_resource(path: Path) -> tuple[str, HyperParameterTuningJobSpec]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from kubetune.engine import Tuner
+    from kubetune.runners.local import LocalRunner, LocalRunSettings, result_document
+
     path = Path(args.spec)
     name, spec = load_resource(path)
     if args.max_parallel:
@@ -92,6 +99,8 @@ def _print_summary(document: dict[str, Any], output: Path) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from kubetune.engine import Tuner
+
     name, spec = load_resource(Path(args.spec))
     tuner = Tuner(spec)
     budget = tuner.budget
@@ -100,6 +109,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
+    from kubetune.api.crd import crd_yaml
+
     text = crd_yaml()
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -139,13 +150,20 @@ def _cmd_operator(args: argparse.Namespace) -> int:
 
 
 def _cmd_sidecar(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    # The kubelet may send SIGTERM as soon as a short trial ends: remember it from
+    # the first instant, so it is never the default "die without a word".
+    early_stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: early_stop.set())
     from kubetune.runners.sidecar import SidecarSettings, run_sidecar
 
     try:
         settings = SidecarSettings.from_env()
     except (KeyError, ValueError) as exc:
         raise CliError(f"sidecar: bad or missing environment ({exc}); the operator sets it") from None
-    return run_sidecar(settings)
+    return run_sidecar(settings, early_stop)
 
 
 def build_parser() -> argparse.ArgumentParser:

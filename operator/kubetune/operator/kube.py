@@ -58,53 +58,69 @@ class KubeError(Exception):
         return self.status == 422
 
 
+MERGE_PATCH = "application/merge-patch+json"
+
+
 class Kube:
-    """Async writes through a shared ApiClient (the client is sync: calls run in worker threads)."""
+    """Async writes as raw JSON over the official client's connection and credentials.
+
+    Raw, not through the client's generated models: those validate and re-shape
+    a user's pod template (quantities must be strings, unknown fields vanish),
+    and the operator's promise is to pass the template through as written.
+    Calls are blocking, so they run in worker threads.
+    """
 
     def __init__(self, api: client.ApiClient) -> None:
-        self._batch = client.BatchV1Api(api)
-        self._core = client.CoreV1Api(api)
-        self._custom = client.CustomObjectsApi(api)
+        self._api = api
         self.requests = 0
         """API requests made, for the bench's requests-per-trial figure."""
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json", query: list[tuple[str, str]] | None = None
+    ) -> Any:
+        method_, url, headers, payload, _ = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(method_, url, header_params=headers, body=payload)
+        response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return json.loads(response.data) if response.data else None
+
+    async def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         self.requests += 1
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            return await asyncio.to_thread(self._request, method, path, body, **kwargs)
         except ApiException as exc:
             raise KubeError.from_api(exc) from None
 
     async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         namespace = manifest["metadata"]["namespace"]
-        result = await self._call(self._batch.create_namespaced_job, namespace, manifest, _preload_content=False)
-        return dict(json.loads(result.data))
+        return dict(await self._call("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", manifest))
 
     async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        await self._call(self._batch.patch_namespaced_job, name, namespace, patch)
+        await self._call("PATCH", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", patch, content_type=MERGE_PATCH)
 
     async def delete_pods(self, namespace: str, job_name: str) -> None:
         await self._call(
-            self._core.delete_collection_namespaced_pod,
-            namespace,
-            label_selector=f"batch.kubernetes.io/job-name={job_name}",
+            "DELETE", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", f"batch.kubernetes.io/job-name={job_name}")]
         )
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await self._call(
-            self._custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            {"status": status},
-        )
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        await self._call("PATCH", path, {"status": status}, content_type=MERGE_PATCH)
 
     async def event(self, owner: dict[str, Any], kind: str, reason: str, message: str) -> None:
         """A core/v1 Event on the tuning job: what `kubectl describe hptj` lists."""
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"name": f"{owner['name']}.{secrets.token_hex(8)}", "namespace": owner["namespace"]},
             "involvedObject": {
                 "apiVersion": API_VERSION,
@@ -119,8 +135,8 @@ class Kube:
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": COMPONENT,
-            "firstTimestamp": now.isoformat(),
-            "lastTimestamp": now.isoformat(),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "count": 1,
         }
-        await self._call(self._core.create_namespaced_event, owner["namespace"], body)
+        await self._call("POST", f"/api/v1/namespaces/{owner['namespace']}/events", body)

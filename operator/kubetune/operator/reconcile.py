@@ -271,7 +271,9 @@ class TuningJobRun:
         name = job.manifest["metadata"]["name"]
         try:
             await self.deps.kube.create_job(job.manifest)
-        except KubeError as exc:
+        except (KubeError, ValueError, TypeError) as exc:
+            if not isinstance(exc, KubeError):  # the manifest could not even be serialised
+                exc = KubeError(422, "Invalid", str(exc))
             if not exc.already_exists:  # already there: created before a restart, adopt it
                 self.uncreated.add(trial.id)
                 await self._creation_refused(trial, name, exc)
@@ -459,6 +461,8 @@ class Controller:
         owner = {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
         status = status_from_wire(body.get("status"))
         generation = meta.get("generation")
+        if meta.get("deletionTimestamp"):
+            return True  # being deleted: the garbage collector removes its Jobs
         run = self._runs.get(meta["uid"])
         if run is None:
             rejected = _rejected_generation(status)

@@ -164,6 +164,13 @@ def _sidecar_container(spec: HyperParameterTuningJobSpec, sidecar: SidecarConfig
             {"name": "KUBETUNE_SIDECAR_PORT", "value": str(sidecar.port)},
         ],
         "ports": [{"name": "kt-metrics", "containerPort": sidecar.port, "protocol": "TCP"}],
+        # The kubelet starts the training container only once this passes, so no output and
+        # no SIGTERM can come before the sidecar is ready for them.
+        "startupProbe": {
+            "httpGet": {"path": "/healthz", "port": sidecar.port},
+            "periodSeconds": 1,
+            "failureThreshold": 60,
+        },
         "volumeMounts": [{"name": SHARED_VOLUME, "mountPath": SHARED_DIR}],
         "terminationMessagePolicy": "File",
     }

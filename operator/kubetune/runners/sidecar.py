@@ -153,13 +153,13 @@ def _handler(watcher: TrialWatcher) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def run_sidecar(settings: SidecarSettings) -> int:
+def run_sidecar(settings: SidecarSettings, stop: threading.Event | None = None) -> int:
     """Serve until SIGTERM; the termination message is written when the trial ends and again at exit."""
     settings.shared_dir.mkdir(parents=True, exist_ok=True)
     watcher = TrialWatcher(settings)
     server = ThreadingHTTPServer(("0.0.0.0", settings.port), _handler(watcher))
     server.daemon_threads = True
-    stop = threading.Event()
+    stop = stop or threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()

@@ -14,14 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "manifests" / "examples"
 CRD = ROOT / "crds" / "hyperparametertuningjobs.kubetune.io.yaml"
 RBAC = ROOT / "manifests" / "rbac" / "operator.yaml"
@@ -96,19 +95,6 @@ def install_operator_access(cluster: Any) -> Path:
         working_dir=str(EXAMPLES),
     )
     return Path(cluster.serviceaccount_kubeconfig(OPERATOR_NAMESPACE, "kubetune-operator"))
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    kubeconfig = install_operator_access(cluster)
-    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster, kubeconfig, log_path, [])
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        print(f"operator log: {log_path}")
 
 
 def tuning_job(name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from .operator_harness import (
+from .harness import (
     OperatorProcess,
     apply,
     example,
     get,
-    operator,  # noqa: F401  (the fixture)
     status_of,
     wait_for_end,
     wait_until,
@@ -49,5 +48,162 @@ def test_random_example_runs_to_completion(cluster: Any, namespace: str, operato
     assert len(sidecars) == len(pods) and all(c["restartPolicy"] == "Always" for c in sidecars)
     table = cluster.kubectl("-n", namespace, "get", "hptj").stdout
     assert "STRATEGY" in table and "Random" in table and "Completed" in table and "6/6" in table
-    events = cluster.kubectl("-n", namespace, "get", "events", "--field-selector", "involvedObject.name=digits-random").stdout
+    events = cluster.kubectl(
+        "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=digits-random"
+    ).stdout
     assert "TrialCreated" in events and "TuningJobCompleted" in events
+
+
+def test_grid_example_with_regex_metrics(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    resource = example(
+        "grid.yaml",
+        parameterRanges={
+            "integerParameterRanges": [{"name": "hidden_units", "minValue": 15, "maxValue": 16}],
+            "categoricalParameterRanges": [
+                {"name": "learning_rate", "values": [0.01, 0.2]},
+                {"name": "activation", "values": ["tanh"]},
+            ],
+        },
+        staticHyperParameters={"epochs": 4},
+    )
+    apply(cluster, namespace, resource)
+    status = wait_for_end(cluster, namespace, "digits-grid", operator)
+    assert status["hyperParameterTuningJobStatus"] == "Completed", status
+    jobs = trial_jobs(cluster, namespace, "digits-grid")
+    tried = sorted((json.loads(j["metadata"]["annotations"]["kubetune.io/hyperparameters"])["hidden_units"],
+                    json.loads(j["metadata"]["annotations"]["kubetune.io/hyperparameters"])["learning_rate"]) for j in jobs)  # fmt: skip
+    assert tried == [(15, 0.01), (15, 0.2), (16, 0.01), (16, 0.2)]
+    for job in jobs:  # the output was read through the wrapped command: one report per epoch
+        record = json.loads(job["metadata"]["annotations"]["kubetune.io/trial-record"])
+        assert [r[1] for r in record["reports"]] == [1.0, 2.0, 3.0, 4.0] and record["status"] == "Completed"
+    assert status["bestTrainingJob"]["finalObjectiveValue"] == max(job_value(j) or 0 for j in jobs)
+
+
+def test_deleting_the_tuning_job_deletes_its_trials(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 4, "maxParallelTrainingJobs": 2},
+                       staticHyperParameters={"epochs": 200, "batch_size": 32})  # fmt: skip
+    apply(cluster, namespace, resource)
+    wait_until(lambda: len(trial_jobs(cluster, namespace, "digits-random")) == 2, 60, "two trial Jobs", operator)
+    cluster.kubectl("-n", namespace, "delete", "hptj", "digits-random", "--wait=true", "--timeout=60s")
+    wait_until(
+        lambda: (
+            not trial_jobs(cluster, namespace, "digits-random")
+            and not get(cluster, namespace, "pods", selector="kubetune.io/tuning-job=digits-random")["items"]
+        ),
+        90,
+        "the trial Jobs and pods to be garbage-collected",
+        operator,
+    )
+
+
+def test_stopping_the_tuning_job(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 6, "maxParallelTrainingJobs": 2},
+                       staticHyperParameters={"epochs": 300, "batch_size": 32})  # fmt: skip
+    apply(cluster, namespace, resource)
+
+    def reporting() -> bool:
+        jobs = trial_jobs(cluster, namespace, "digits-random")
+        return len(jobs) == 2 and all(
+            json.loads(j["metadata"]["annotations"]["kubetune.io/trial-record"])["reports"] for j in jobs
+        )
+
+    wait_until(reporting, 120, "two trials reporting", operator)
+    cluster.kubectl(
+        "-n", namespace, "patch", "hptj", "digits-random", "--type=merge", "-p", '{"spec":{"stopped":true}}'
+    )
+    status = wait_for_end(cluster, namespace, "digits-random", operator, timeout=60)
+    assert status["hyperParameterTuningJobStatus"] == "Stopped" and status["completionReason"] == "StoppedByUser"
+    assert status["trainingJobStatusCounters"]["stopped"] == 2
+    jobs = trial_jobs(cluster, namespace, "digits-random")
+    assert len(jobs) == 2 and all(j["spec"]["suspend"] for j in jobs)  # kept as the trials' record, suspended
+    assert status["bestTrainingJob"]["status"] == "Stopped"  # scored by the last value it reported
+    wait_until(lambda: not get(cluster, namespace, "pods", selector="kubetune.io/tuning-job=digits-random")["items"],
+               60, "the stopped trials' pods to be gone", operator)  # fmt: skip
+    events = cluster.kubectl(
+        "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=digits-random"
+    ).stdout
+    assert "TrialStopped" in events and "spec.stopped is true" in events
+
+
+def test_gpu_trials_wait_for_free_gpus(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 3, "maxParallelTrainingJobs": 2},
+                       staticHyperParameters={"epochs": 30, "batch_size": 32})  # fmt: skip
+    pod = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]
+    pod["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    apply(cluster, namespace, resource)
+
+    def one_running_one_pending() -> bool:
+        pods = get(cluster, namespace, "pods", selector="kubetune.io/tuning-job=digits-random")["items"]
+        phases = sorted(p["status"].get("phase") for p in pods)
+        return phases == ["Pending", "Running"]
+
+    wait_until(one_running_one_pending, 120, "one GPU trial running and one pending", operator)
+    status = wait_for_end(cluster, namespace, "digits-random", operator)
+    assert status["hyperParameterTuningJobStatus"] == "Completed"
+    pods = get(cluster, namespace, "pods", selector="kubetune.io/tuning-job=digits-random")["items"]
+    assert len(pods) == 3
+    for p in pods:
+        assert p["spec"]["nodeName"] == "node-gpu-0"
+        assert p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] in (1, "1")
+
+
+def test_invalid_spec_is_reported_and_creates_nothing(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    resource = example("random.yaml")
+    del resource["spec"]["resourceLimits"]["maxNumberOfTrainingJobs"]  # the schema allows it; the engine does not
+    resource["metadata"]["name"] = "no-budget"
+    apply(cluster, namespace, resource)
+    status = wait_until(
+        lambda: status_of(cluster, namespace, "no-budget").get("failureReason"), 30, "a rejection", operator
+    )
+    assert "spec.resourceLimits.maxNumberOfTrainingJobs" in status
+    full = status_of(cluster, namespace, "no-budget")
+    valid = next(c for c in full["conditions"] if c["type"] == "Valid")
+    assert valid["status"] == "False" and valid["reason"] == "InvalidSpec"
+    events = cluster.kubectl(
+        "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=no-budget"
+    ).stdout
+    assert "InvalidSpec" in events
+    assert not trial_jobs(cluster, namespace, "no-budget")
+    # The operator keeps serving others, and takes the fixed spec.
+    cluster.kubectl("-n", namespace, "patch", "hptj", "no-budget", "--type=merge",
+                    "-p", '{"spec":{"resourceLimits":{"maxNumberOfTrainingJobs":1}}}')  # fmt: skip
+    fixed = wait_for_end(cluster, namespace, "no-budget", operator)
+    assert fixed["hyperParameterTuningJobStatus"] == "Completed"
+
+
+def test_schema_rejects_bad_input_at_the_api_server(cluster: Any, namespace: str) -> None:
+    resource = example("random.yaml", strategy="Genetic")
+    result = cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(resource), check=False)
+    assert result.returncode != 0 and "spec.strategy" in result.stderr and "Unsupported value" in result.stderr
+
+
+def test_failing_trials_count_and_fail_the_job(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 6, "maxParallelTrainingJobs": 2,
+                                                      "maxFailedTrainingJobs": 1})  # fmt: skip
+    container = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-c", "import sys; print('out of memory', file=sys.stderr); sys.exit(3)"]
+    apply(cluster, namespace, resource)
+    status = wait_for_end(cluster, namespace, "digits-random", operator)
+    assert status["hyperParameterTuningJobStatus"] == "Failed"
+    assert (
+        status["completionReason"] == "MaxFailedTrainingJobsExceeded" and "2 trials failed" in status["failureReason"]
+    )
+    events = cluster.kubectl(
+        "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=digits-random"
+    ).stdout
+    assert "TrialFailed" in events and "exited with code 3" in events
+
+
+def test_uncreatable_trial_job_is_reported(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    resource = example("random.yaml")
+    resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"] = "Not_A_DNS_Label"
+    resource["spec"]["primaryContainerName"] = "Not_A_DNS_Label"
+    apply(cluster, namespace, resource)
+    status = wait_for_end(cluster, namespace, "digits-random", operator, timeout=60)
+    assert status["hyperParameterTuningJobStatus"] == "Stopped"
+    blocked = next(c for c in status["conditions"] if c["type"] == "TrialsBlocked")
+    assert blocked["status"] == "True" and "Not_A_DNS_Label" in blocked["message"]
+    events = cluster.kubectl(
+        "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=digits-random"
+    ).stdout
+    assert "InvalidTrialTemplate" in events
