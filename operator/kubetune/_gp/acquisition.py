@@ -41,14 +41,15 @@ def log_ei(mu: FloatArray, var: FloatArray, best: float) -> FloatArray:
     return np.asarray(log_h((best - mu) / sd) + np.log(sd), dtype=float)
 
 
-def log_ei_with_grad(mu: float, var: float, dmu: FloatArray, dvar: FloatArray, best: float) -> tuple[float, FloatArray]:
-    """log EI at one point and its gradient, from the posterior's value and gradient there."""
-    sd = math.sqrt(var)
+def log_ei_with_grad(
+    mu: FloatArray, var: FloatArray, dmu: FloatArray, dvar: FloatArray, best: float
+) -> tuple[FloatArray, FloatArray]:
+    """log EI (m,) and its gradient (m, d), from the posterior's values (m,) and gradients (m, d)."""
+    sd = np.sqrt(var)
     z = (best - mu) / sd
-    lh = float(log_h(np.array([z]))[0])
-    value = lh + math.log(sd)
+    lh = log_h(z)
     # d EI / d mu = -Phi(z), d EI / d sd = phi(z); divide by EI = sd h(z) for the log
-    ratio_cdf = math.exp(float(log_ndtr(z)) - lh) / sd
-    ratio_pdf = math.exp(-0.5 * z * z - _LOG_SQRT_2PI - lh) / sd
-    dsd = dvar / (2.0 * sd)
-    return value, -ratio_cdf * dmu + ratio_pdf * dsd
+    ratio_cdf = np.exp(log_ndtr(z) - lh) / sd
+    ratio_pdf = np.exp(-0.5 * z * z - _LOG_SQRT_2PI - lh) / sd
+    grad = -ratio_cdf[:, None] * dmu + (ratio_pdf / (2.0 * sd))[:, None] * dvar
+    return lh + np.log(sd), grad

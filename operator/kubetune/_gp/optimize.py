@@ -23,6 +23,8 @@ from kubetune._gp.kernel import FloatArray
 
 LOCAL_SCALES = np.array([0.3, 0.1, 0.03, 0.01, 0.003])
 """Perturbation sizes around incumbents, as fractions of each column's lengthscale (capped at 1)."""
+RANKED = 64
+"""Unpolished candidates returned after the polished ones: spares for when the best are duplicates."""
 
 
 def candidates(
@@ -57,22 +59,33 @@ def candidates(
 
 
 def _polish(gp: GP, best: float, z0: FloatArray, cont: np.ndarray, max_iter: int) -> FloatArray:
-    """L-BFGS-B on the continuous columns of one start, the categorical columns held."""
+    """L-BFGS-B on the continuous columns of all starts Z0 (s, d) at once, the categorical columns held.
+
+    The objective is the sum over starts: the starts do not interact, so its
+    optimum is every start's optimum, and one vectorised posterior call per
+    iteration replaces s of them (BoTorch polishes its restarts the same way).
+    """
     if not cont.any():
         return z0
+    s, c = len(z0), int(cont.sum())
 
     def neg(u: FloatArray) -> tuple[float, FloatArray]:
         z = z0.copy()
-        z[cont] = u
+        z[:, cont] = u.reshape(s, c)
         mu, var, dmu, dvar = gp.predict_with_grad(z)
         value, grad = log_ei_with_grad(mu, var, dmu, dvar, best)
-        return -value, -grad[cont]
+        return -float(value.sum()), -grad[:, cont].reshape(-1)
 
     res = minimize(
-        neg, z0[cont], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * int(cont.sum()), options={"maxiter": max_iter}
+        neg,
+        z0[:, cont].reshape(-1),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, 1.0)] * (s * c),
+        options={"maxiter": max_iter},
     )
     z = z0.copy()
-    z[cont] = np.clip(res.x, 0.0, 1.0)
+    z[:, cont] = np.clip(res.x.reshape(s, c), 0.0, 1.0)
     return z
 
 
@@ -93,7 +106,7 @@ def maximize(
     n_choices: np.ndarray,
     snap: Callable[[FloatArray], FloatArray],
     n_starts: int = 5,
-    max_iter: int = 50,
+    max_iter: int = 100,
 ) -> tuple[FloatArray, FloatArray]:
     """Snapped points, best first, with their log EI: the polished starts first, then the rest of the pool.
 
@@ -105,9 +118,9 @@ def maximize(
     order = np.argsort(-scores, kind="stable")
     cont = n_choices == 0
     polished = [
-        _sweep_categories(gp, best, _polish(gp, best, pool[i], cont, max_iter), n_choices) for i in order[:n_starts]
+        _sweep_categories(gp, best, z, n_choices) for z in _polish(gp, best, pool[order[:n_starts]], cont, max_iter)
     ]
-    points = snap(np.vstack([np.array(polished), pool[order]]))
+    points = snap(np.vstack([np.array(polished), pool[order[:RANKED]]]))
     mu, var = gp.predict(points)
     values = log_ei(mu, var, best)
     rank = np.argsort(-values, kind="stable")

@@ -59,9 +59,9 @@ SNAP_LIMIT = 10_000
 class BayesianSettings:
     """Knobs of the Bayesian strategy; the defaults are what the benchmark in bench/bayesian measured."""
 
-    model_points: int = 256
+    model_points: int = 200
     """Most results the GP is conditioned on; past it, a subset (see the module docstring)."""
-    fit_points: int = 128
+    fit_points: int = 100
     """Most results the hyperparameters are fitted on: the fit is the O(n^3)-per-iteration part."""
     global_candidates: int = 512
     """Sobol candidates over the whole space per pick."""
@@ -201,7 +201,7 @@ class _Model:
         y_obs = warp_losses(np.array([o.loss for o in obs], dtype=float))
         if y_obs is None:
             return None
-        x = np.vstack([codec.rows([o.config for o in obs]), codec.rows(list(state.failed))])
+        configs = [*(o.config for o in obs), *state.failed]
         y = np.concatenate([y_obs, np.full(len(state.failed), float(y_obs.max()))])
         extra = np.concatenate(
             [
@@ -210,7 +210,8 @@ class _Model:
             ]
         )
         keep = _subset(y, settings.model_points, rng)
-        x, y, extra = x[keep], y[keep], extra[keep]
+        x = codec.rows([configs[i] for i in keep])  # encoding is the O(n) Python part: only what is kept
+        y, extra = y[keep], extra[keep]
         fit_idx = _subset(y, settings.fit_points, rng)
         hp = fit(x[fit_idx], y[fit_idx], codec.is_cat, extra[fit_idx])
         gp = GP(x, y, codec.is_cat, extra, hp)
