@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,8 +146,11 @@ def _cmd_operator(args: argparse.Namespace) -> int:
         ),
         namespaces=tuple(args.namespace or ()),
     )
-    lease = LeaseSettings(namespace=args.lease_namespace) if args.leader_election else None
-    return run_operator(RunOptions(settings, lease, args.liveness or None))
+    lease = LeaseSettings(namespace=args.lease_namespace, identity=args.leader_identity) if args.leader_election else None
+    metrics_port = args.metrics_port if args.metrics_port >= 0 else None
+    return run_operator(
+        RunOptions(settings, lease, args.liveness or None, metrics_port=metrics_port, metrics_address=args.metrics_address)
+    )
 
 
 def _cmd_sidecar(args: argparse.Namespace) -> int:
@@ -215,7 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE", "default"),
         help="namespace of the leader-election Lease (default: $POD_NAMESPACE or default)",
     )
-    operator.add_argument("--liveness", help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz")
+    operator.add_argument(
+        "--leader-identity",
+        default=os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
+        help="this replica's name in the Lease (default: $POD_NAME, else host-pid)",
+    )
+    operator.add_argument("--liveness", help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8081/healthz")
+    operator.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8080,
+        help="serve /metrics, /healthz and /readyz on this port (default 8080; 0: any free port; -1: off)",
+    )
+    operator.add_argument("--metrics-address", default="0.0.0.0", help="address of the metrics endpoint")
     operator.set_defaults(func=_cmd_operator)
 
     sidecar = commands.add_parser("sidecar", help="the metrics collector inside a trial pod (the operator injects it)")

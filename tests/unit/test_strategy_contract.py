@@ -121,3 +121,9 @@ def test_unseeded_tuners_differ_but_restore_exactly(strategy_spec: dict[str, Any
     drive(a, 1)
     b = Tuner(spec, history=a.history())
     assert drive(a, 2) == drive(b, 2)
+
+
+def test_random_trials_do_not_depend_on_batching() -> None:
+    one_by_one, batched = Tuner(STRATEGY_SPECS["Random"]), Tuner(STRATEGY_SPECS["Random"])
+    singles = [one_by_one.ask(1)[0].tuned for _ in range(4)]
+    assert [t.tuned for t in batched.ask(4)] == singles

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import kopf
 from kubernetes import client, config
 
 from kubetune.logs import decision
+from kubetune.operator.endpoints import EndpointServer, Health
 from kubetune.operator.handlers import Indexes, register
 from kubetune.operator.kube import Kube
 from kubetune.operator.leader import LeaderElection, LeaseSettings
+from kubetune.operator.metrics import OperatorMetrics
 from kubetune.operator.reconcile import Controller, Deps
 from kubetune.operator.scrape import Scraper
 from kubetune.operator.settings import OperatorSettings
@@ -29,6 +30,9 @@ class RunOptions:
     lease: LeaseSettings | None
     """None: no leader election (a single replica, or tests)."""
     liveness_endpoint: str | None = None
+    metrics_port: int | None = None
+    """Serve /metrics, /healthz and /readyz on this port (0: any free port); None: no endpoint."""
+    metrics_address: str = "0.0.0.0"
 
 
 def api_client() -> client.ApiClient:
@@ -55,32 +59,50 @@ def kopf_settings(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
 
 
 def run_operator(options: RunOptions) -> int:
+    metrics, health = OperatorMetrics(), Health()
+    endpoints = None
+    if options.metrics_port is not None:
+        endpoints = EndpointServer(options.metrics_address, options.metrics_port, metrics, health)
+        endpoints.start()
+        decision(log, "endpoints.started", port=endpoints.port, paths="/metrics /healthz /readyz")
     api = api_client()
     stop = threading.Event()
     lost = threading.Event()
     if options.lease is not None:
-        identity = f"{socket.gethostname()}-{os.getpid()}"
-        election = LeaderElection(api, options.lease, identity)
+        health.ready.set()  # standing by for the Lease is this replica's job until it leads
+        election = LeaderElection(api, options.lease)
         if not election.acquire(stop):
             return 0
         election.keep(stop, lost)
+    metrics.leader.set(1)
     try:
-        asyncio.run(_serve(api, options, lost))
+        asyncio.run(_serve(api, options, lost, metrics, health))
     finally:
         stop.set()
+        health.failed.set()
+        if endpoints is not None:
+            endpoints.stop()
     if lost.is_set():
         return 1  # let the Deployment restart us as a standby
     return 0
 
 
-async def _serve(api: client.ApiClient, options: RunOptions, lost: threading.Event) -> None:
+async def _serve(
+    api: client.ApiClient, options: RunOptions, lost: threading.Event, metrics: OperatorMetrics, health: Health
+) -> None:
     settings = options.settings
     scraper = Scraper(settings.scrape.concurrency, settings.scrape.timeout_seconds)
     kube = Kube(api)
     indexes = Indexes()
-    controller = Controller(Deps(kube, scraper, settings, indexes.jobs_of, indexes.pods_of))
+    metrics.scrape_errors_from(lambda: scraper.errors)
+    controller = Controller(Deps(kube, scraper, settings, indexes.jobs_of, indexes.pods_of, metrics))
     registry = kopf.OperatorRegistry()
     register(registry, controller, indexes)
+
+    @kopf.on.startup(registry=registry)
+    def ready(**_: Any) -> None:
+        health.ready.set()
+
     decision(
         log,
         "operator.started",

@@ -23,6 +23,8 @@ log = logging.getLogger("kubetune.operator")
 @dataclass(frozen=True)
 class LeaseSettings:
     namespace: str
+    identity: str
+    """This replica's name in the Lease: a container restarted in the same pod takes its lease back at once."""
     name: str = "kubetune-operator"
     duration_seconds: int = 15
     """A leader that has not renewed for this long is presumed dead."""
@@ -34,10 +36,10 @@ def _now() -> dt.datetime:
 
 
 class LeaderElection:
-    def __init__(self, api: client.ApiClient, settings: LeaseSettings, identity: str) -> None:
+    def __init__(self, api: client.ApiClient, settings: LeaseSettings) -> None:
         self._api = client.CoordinationV1Api(api)
         self.settings = settings
-        self.identity = identity
+        self.identity = settings.identity
 
     def _try_acquire_or_renew(self) -> bool:
         s = self.settings

@@ -14,7 +14,8 @@ from .harness import OperatorProcess, install_operator_access
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     kubeconfig = install_operator_access(cluster)
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster, kubeconfig, log_path, [])
+    # A stable identity, like a pod's name: a restarted process takes its Lease back at once.
+    process = OperatorProcess(cluster, kubeconfig, log_path, ["--leader-identity", "replica-a"])
     process.start()
     try:
         yield process
