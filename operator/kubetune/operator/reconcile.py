@@ -24,6 +24,13 @@ from kubetune.engine import Trial, TrialStatus, Tuner
 from kubetune.errors import SpecError
 from kubetune.logs import decision
 from kubetune.operator.kube import Kube, KubeError
+from kubetune.operator.metrics import (
+    STOP_STRATEGY,
+    STOP_TUNING_JOB_ENDED,
+    STOP_USER,
+    OperatorMetrics,
+    failure_reason,
+)
 from kubetune.operator.names import METRICS_ANNOTATION, SIDECAR_NAME, TRIAL_RECORD_ANNOTATION, trial_job_name
 from kubetune.operator.records import compact_record, history_from_jobs
 from kubetune.operator.scrape import Scraper, SeriesChunk
@@ -65,6 +72,7 @@ class Deps:
     settings: OperatorSettings
     jobs_of: JobsOf
     pods_of: PodsOf
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
 
 
 class TuningJobRun:
@@ -83,6 +91,8 @@ class TuningJobRun:
         self.announced_capture = False
         self.status = HyperParameterTuningJobStatus()
         self._written_status: dict[str, Any] | None = None
+        self._requests_at_open = deps.kube.requests
+        """API writes counted from here, for the job.ended line (exact when one tuning job runs at a time)."""
 
     @property
     def name(self) -> str:
@@ -206,6 +216,11 @@ class TuningJobRun:
         record = self.tuner.record(trial.id)
         await self._write_record(trial, runtime, force=True)
         event = "trial.completed" if status is TrialStatus.COMPLETED else "trial.failed"
+        if status is TrialStatus.COMPLETED:
+            objective = "NoObjective" if record.value is None else "ObjectiveReported"
+            self.deps.metrics.trials_completed.inc(self.namespace, self.name, objective)
+        else:
+            self.deps.metrics.trials_failed.inc(self.namespace, self.name, failure_reason(reason))
         decision(
             log,
             event,
@@ -241,6 +256,8 @@ class TuningJobRun:
         except KubeError as exc:
             if not exc.not_found:
                 raise
+        why = STOP_STRATEGY if by_tuner else STOP_USER if reason == STOPPED_BY_USER else STOP_TUNING_JOB_ENDED
+        self.deps.metrics.trials_stopped.inc(self.namespace, self.name, why)
         decision(
             log,
             "trial.stopped",
@@ -261,7 +278,9 @@ class TuningJobRun:
                 return
         if free <= 0:
             return
-        for trial in self.tuner.ask(free):
+        with self.deps.metrics.suggestion_seconds.time(self.spec.strategy.value):
+            suggested = self.tuner.ask(free)
+        for trial in suggested:
             if not await self._create(trial):
                 return
 
@@ -282,6 +301,7 @@ class TuningJobRun:
         self.trials[trial.id] = TrialRuntime(name, time.monotonic(), written_at=time.monotonic())
         if self.blocked:
             self.blocked = None
+        self.deps.metrics.trials_started.inc(self.namespace, self.name)
         decision(
             log,
             "trial.created",
@@ -386,6 +406,8 @@ class TuningJobRun:
                 if best
                 else ""
             )
+            ended_as = status.hyper_parameter_tuning_job_status
+            self.deps.metrics.tuning_jobs_ended.inc(self.namespace, ended_as.value if ended_as else "Unknown")
             decision(
                 log,
                 "job.ended",
@@ -395,6 +417,8 @@ class TuningJobRun:
                 reason=completion.reason.value,
                 message=completion.message,
                 best=best.value if best else None,
+                trials=len(self.tuner.trials),
+                api_writes=self.deps.kube.requests - self._requests_at_open,
             )
             kind = "Warning" if status.hyper_parameter_tuning_job_status is TuningJobStatus.FAILED else "Normal"
             await self._event(
@@ -475,7 +499,8 @@ class Controller:
                 return False
             self._runs[meta["uid"]] = run
         stopped = bool((body.get("spec") or {}).get("stopped"))
-        ended = await run.step(stopped, generation)
+        with self.deps.metrics.reconcile_seconds.time():
+            ended = await run.step(stopped, generation)
         if ended:
             self.forget(meta["uid"])
         return ended
