@@ -151,7 +151,7 @@ class TuningJobRun:
                 if runtime.pod_uid is not None:  # the Job retried: a new pod, a new series
                     runtime.consumed = 0
                 runtime.pod_uid = uid
-            outcome = _job_outcome(job)
+            outcome = _trial_outcome(job, pod)
             if outcome is not None:
                 await self._finish(trial, runtime, job, pod, outcome, now)
                 continue
@@ -193,9 +193,13 @@ class TuningJobRun:
         if summary is not None:
             runtime.metrics = dict(summary.get("metrics", {}))
             series = summary.get("series", [])
-            known = len(self.tuner.record(trial.id).reports)
-            if known == 0 and series:  # the trial ran between two scrapes: take its compact series
-                await self._feed(trial, runtime, [(float(s), float(v)) for s, v in series])
+            # What the trial reported after the last scrape (all of it if it ran between two): the scheduler
+            # judges every report, not only those a scrape happened to catch, and learns the curve's end.
+            reports = self.tuner.record(trial.id).reports
+            last_step = reports[-1][1] if reports else float("-inf")
+            late = [(float(s), float(v)) for s, v in series if float(s) > last_step]
+            if late:
+                await self._feed(trial, runtime, late)
         if self.tuner.record(trial.id).status is not TrialStatus.RUNNING:
             return
         final = summary.get("final") if summary else None
@@ -606,6 +610,18 @@ def _rejected_generation(status: HyperParameterTuningJobStatus) -> int | None:
 
 def _newest(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
+
+
+def _trial_outcome(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> tuple[bool, str] | None:
+    """(succeeded, reason) once the trial has finished, else None.
+
+    A pod that succeeded settles it at once — the Job controller marks the Job
+    Complete a moment later, and a freed slot should not wait for that. A failed
+    pod does not: the Job may retry it (backoffLimit), so failure is the Job's call.
+    """
+    if (pod or {}).get("status", {}).get("phase") == "Succeeded":
+        return True, ""
+    return _job_outcome(job)
 
 
 def _job_outcome(job: Mapping[str, Any]) -> tuple[bool, str] | None:
