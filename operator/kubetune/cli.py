@@ -146,10 +146,14 @@ def _cmd_operator(args: argparse.Namespace) -> int:
         ),
         namespaces=tuple(args.namespace or ()),
     )
-    lease = LeaseSettings(namespace=args.lease_namespace, identity=args.leader_identity) if args.leader_election else None
+    lease = (
+        LeaseSettings(namespace=args.lease_namespace, identity=args.leader_identity) if args.leader_election else None
+    )
     metrics_port = args.metrics_port if args.metrics_port >= 0 else None
     return run_operator(
-        RunOptions(settings, lease, args.liveness or None, metrics_port=metrics_port, metrics_address=args.metrics_address)
+        RunOptions(
+            settings, lease, args.liveness or None, metrics_port=metrics_port, metrics_address=args.metrics_address
+        )
     )
 
 

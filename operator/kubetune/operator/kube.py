@@ -76,7 +76,12 @@ class Kube:
         """API requests made, for the bench's requests-per-trial figure."""
 
     def _request(
-        self, method: str, path: str, body: Any = None, content_type: str = "application/json", query: list[tuple[str, str]] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
     ) -> Any:
         method_, url, headers, payload, _ = self._api.param_serialize(
             method=method,
@@ -108,7 +113,9 @@ class Kube:
 
     async def delete_pods(self, namespace: str, job_name: str) -> None:
         await self._call(
-            "DELETE", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", f"batch.kubernetes.io/job-name={job_name}")]
+            "DELETE",
+            f"/api/v1/namespaces/{namespace}/pods",
+            query=[("labelSelector", f"batch.kubernetes.io/job-name={job_name}")],
         )
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
