@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test unit lint crd cluster-binaries clean
+.PHONY: setup demo test unit lint crd manifests image-check cluster-binaries clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,23 @@ unit: setup
 	$(BIN)/python -m pytest tests/unit
 
 lint: setup
-	$(BIN)/ruff check operator tests bench e2e
+	$(BIN)/ruff check operator tests bench e2e charts
 	$(BIN)/ruff format --check operator
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(MAKE) image-check
+
+## The Dockerfile is hadolint-clean and its pinned requirements install into a clean venv (no Docker here).
+image-check: setup
+	HADOLINT=$(BIN)/hadolint PYTHON=$(PYTHON) bash operator/check-image.sh
 
 crd: setup
 	$(BIN)/kubetune crd -o crds/hyperparametertuningjobs.kubetune.io.yaml
+	cp crds/hyperparametertuningjobs.kubetune.io.yaml charts/kubetune/crds/
+
+## manifests/install.yaml from the chart with its default values (needs helm: bash e2e/build.sh).
+manifests: setup cluster-binaries
+	$(BIN)/python charts/render_install.py
 
 cluster-binaries:
 	@if [ -f e2e/build.sh ]; then bash e2e/build.sh; fi
