@@ -81,7 +81,7 @@ def test_grid_example_with_regex_metrics(cluster: Any, namespace: str, operator:
 
 def test_deleting_the_tuning_job_deletes_its_trials(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
     resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 4, "maxParallelTrainingJobs": 2},
-                       staticHyperParameters={"epochs": 200, "batch_size": 32})  # fmt: skip
+                       staticHyperParameters={"epochs": 100, "batch_size": 32, "epoch_seconds": 0.3})  # fmt: skip
     apply(cluster, namespace, resource)
     wait_until(lambda: len(trial_jobs(cluster, namespace, "digits-random")) == 2, 60, "two trial Jobs", operator)
     cluster.kubectl("-n", namespace, "delete", "hptj", "digits-random", "--wait=true", "--timeout=60s")
@@ -98,7 +98,7 @@ def test_deleting_the_tuning_job_deletes_its_trials(cluster: Any, namespace: str
 
 def test_stopping_the_tuning_job(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
     resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 6, "maxParallelTrainingJobs": 2},
-                       staticHyperParameters={"epochs": 300, "batch_size": 32})  # fmt: skip
+                       staticHyperParameters={"epochs": 100, "batch_size": 32, "epoch_seconds": 0.3})  # fmt: skip
     apply(cluster, namespace, resource)
 
     def reporting() -> bool:
@@ -127,7 +127,7 @@ def test_stopping_the_tuning_job(cluster: Any, namespace: str, operator: Operato
 
 def test_gpu_trials_wait_for_free_gpus(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
     resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 3, "maxParallelTrainingJobs": 2},
-                       staticHyperParameters={"epochs": 30, "batch_size": 32})  # fmt: skip
+                       staticHyperParameters={"epochs": 20, "batch_size": 32, "epoch_seconds": 0.2})  # fmt: skip
     pod = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]
     pod["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": 1}}
     apply(cluster, namespace, resource)
