@@ -86,25 +86,32 @@ def _targets() -> list[str]:
         best_m = min(peers, key=lambda m: peers[m][0])  # type: ignore[index]
         best = peers[best_m][0]  # type: ignore[index]
         ratio = ours[0] / best if best > 0 else (1.0 if ours[0] == 0 else float("inf"))
+        short = [m for m in PEERS if (s := _stat(m, problem, 0, 100)) is None or s[3] < 10]
+        caveat = f"; incomplete: {', '.join(short)}" if short else ""
         lines.append(
-            f"| {problem}: regret@100 ≤ 2× best peer | {_fmt(ours[0])} vs {best_m} {_fmt(best)} ({ratio:.2g}×)"
-            f" | {'yes' if ratio <= 2 else 'NO'} |"
+            f"| {problem}: regret@100 ≤ 2× best peer | {_fmt(ours[0])} vs {best_m} {_fmt(best)} ({ratio:.2g}×{caveat})"
+            f" | {'yes' if ratio <= 2 else 'NO'}{' so far' if short else ''} |"
         )
     ranks = _mean_ranks(0, 100)
     if ranks:
         best_rank = min(ranks.values())
         order = ", ".join(f"{m} {r:.2f}" for m, r in sorted(ranks.items(), key=lambda kv: kv[1]))
         met = ranks.get("kubetune") == best_rank
-        lines.append(f"| best mean rank at 100 (sequential) | {order} | {'yes' if met else 'NO'} |")
+        absent = [m for m in METHODS if m not in ranks]
+        note = f" (not ranked, results incomplete: {', '.join(absent)})" if absent else ""
+        lines.append(
+            f"| best mean rank at 100 (sequential) | {order}{note} | {'yes' if met else 'NO'}{' so far' if absent else ''} |"
+        )
     for problem in PROBLEMS:
         ours = _stat("kubetune", problem, 8, 100)
         gp = _stat("optuna-gp", problem, 8, 100)
         if ours is None or gp is None:
             continue
         ratio = ours[0] / gp[0] if gp[0] > 0 else (1.0 if ours[0] == 0 else float("inf"))
+        n_note = f", GPSampler n={gp[3]}" if gp[3] < 10 else ""
         lines.append(
-            f"| {problem}, 8 pending: regret@100 ≤ 2× GPSampler | {_fmt(ours[0])} vs {_fmt(gp[0])} ({ratio:.2g}×)"
-            f" | {'yes' if ratio <= 2 else 'NO'} |"
+            f"| {problem}, 8 pending: regret@100 ≤ 2× GPSampler | {_fmt(ours[0])} vs {_fmt(gp[0])} ({ratio:.2g}×{n_note})"
+            f" | {'yes' if ratio <= 2 else 'NO'}{' so far' if n_note else ''} |"
         )
     timing = _timing()
     ours_t = timing.get("kubetune", {})
