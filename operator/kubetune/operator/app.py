@@ -110,10 +110,14 @@ async def _serve(
         sidecar_image=settings.sidecar.image,
         scrape_interval=settings.scrape.interval_seconds,
     )
+    operator_settings = kopf_settings(kopf.OperatorSettings())
+    # Named namespaces leave nothing to discover: without scanning, kopf never lists namespaces or
+    # CRDs cluster-wide, so a per-namespace install needs no cluster-scoped RBAC at all.
+    operator_settings.scanning.disabled = bool(settings.namespaces)
     try:
         await kopf.operator(
             registry=registry,
-            settings=kopf_settings(kopf.OperatorSettings()),
+            settings=operator_settings,
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
