@@ -24,7 +24,12 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 
-_LAZY = {"Trial": "kubetune.engine", "TrialResult": "kubetune.engine", "TrialStatus": "kubetune.engine", "Tuner": "kubetune.engine"}
+_LAZY = {
+    "Trial": "kubetune.engine",
+    "TrialResult": "kubetune.engine",
+    "TrialStatus": "kubetune.engine",
+    "Tuner": "kubetune.engine",
+}
 
 __all__ = ["SpecError", "Trial", "TrialResult", "TrialStatus", "Tuner", "__version__", "report"]
 
