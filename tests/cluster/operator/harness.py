@@ -23,9 +23,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "manifests" / "examples"
 CRD = ROOT / "crds" / "hyperparametertuningjobs.kubetune.io.yaml"
-RBAC = ROOT / "manifests" / "rbac" / "operator.yaml"
+CHART = ROOT / "charts" / "kubetune"
 IMAGE = "kubetune-test/kubetune:dev"
 OPERATOR_NAMESPACE = "kubetune-system"
+KUBE_VERSION = "1.34.0"
+"""For `helm template`: the chart needs 1.29+ (native sidecars), and a locally built helm defaults to 1.20."""
 
 
 class OperatorProcess:
@@ -48,6 +50,7 @@ class OperatorProcess:
                 "--sidecar-image", IMAGE,
                 "--scrape-interval", "1",
                 "--lease-namespace", OPERATOR_NAMESPACE,
+                "--metrics-port", "0",  # several operators may run at once here
                 *self.extra,
             ],
             env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -70,23 +73,22 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def chart_access(cluster: Any, namespace: str, *helm_args: str) -> str:
+    """The chart's ServiceAccount and RBAC for a release `kubetune` in `namespace`, as `helm template` renders them."""
+    return str(
+        cluster.helm(
+            "template", "kubetune", str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION,
+            "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml", *helm_args,
+        ).stdout
+    )  # fmt: skip
+
+
 def install_operator_access(cluster: Any) -> Path:
-    """CRD, namespace, ServiceAccount and the chart's RBAC; returns the ServiceAccount's kubeconfig."""
+    """CRD, namespace, and the chart's ServiceAccount and RBAC (nothing more); returns the ServiceAccount's kubeconfig."""
     cluster.kubectl("apply", "--server-side", "-f", str(CRD))
     cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io", "--timeout=30s")
     cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
-    cluster.kubectl("-n", OPERATOR_NAMESPACE, "create", "serviceaccount", "kubetune-operator", check=False)
-    cluster.kubectl("-n", OPERATOR_NAMESPACE, "apply", "-f", str(RBAC))
-    cluster.kubectl(
-        "create", "clusterrolebinding", "kubetune-operator",
-        "--clusterrole=kubetune-operator", f"--serviceaccount={OPERATOR_NAMESPACE}:kubetune-operator",
-        check=False,
-    )  # fmt: skip
-    cluster.kubectl(
-        "-n", OPERATOR_NAMESPACE, "create", "rolebinding", "kubetune-operator-leader-election",
-        "--role=kubetune-operator-leader-election", f"--serviceaccount={OPERATOR_NAMESPACE}:kubetune-operator",
-        check=False,
-    )  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=chart_access(cluster, OPERATOR_NAMESPACE))
     bin_dir = str(Path(sys.executable).parent)
     cluster.map_image(
         "kubetune-test/*",
