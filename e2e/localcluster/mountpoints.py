@@ -44,13 +44,14 @@ def ensure(target: str, is_dir: bool, owner: int) -> list[str]:
     Returns the created or shared paths that `owner` now holds a reference to.
     """
     path = Path(os.path.realpath(target))
-    missing: list[Path] = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
     claimed: list[str] = []
     with _locked_registry() as counts:
+        # Looked for under the lock: another pod (or cluster) may be creating the same path right now.
+        missing: list[Path] = []
+        probe = path
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
         for item in reversed(missing):  # shallowest first
             if item == path and not is_dir:
                 item.touch()
