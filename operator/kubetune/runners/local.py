@@ -24,6 +24,7 @@ from kubetune.api.delivery import TrialIdentity, expand, trial_environment
 from kubetune.api.spec import HyperParameterTuningJobSpec
 from kubetune.collector.collector import MetricCollector, MetricsFileTail
 from kubetune.engine import Trial, TrialStatus, Tuner
+from kubetune.engine.completion import Completion
 from kubetune.engine.trial import TrialRecord
 from kubetune.errors import SpecError
 from kubetune.logs import decision
@@ -102,8 +103,8 @@ class LocalRunner:
                 if self._interrupted:
                     self.tuner.cancel("interrupted")
                 completion = self.tuner.completion
-                if self._cancelled or completion is not None:
-                    self._stop_all(self._cancel_reason(completion))
+                if self._interrupted or completion is not None:
+                    self._stop_all(self._stop_reason(completion))
                     if not self._running:
                         break
                 else:
@@ -131,11 +132,7 @@ class LocalRunner:
         )
         return self.tuner
 
-    @property
-    def _cancelled(self) -> bool:
-        return self._interrupted
-
-    def _cancel_reason(self, completion: Any) -> str:
+    def _stop_reason(self, completion: Completion | None) -> str:
         if self._interrupted:
             return "interrupted"
         return f"the tuning job completed ({completion.reason.value})" if completion else "stopped"
