@@ -28,7 +28,7 @@ from .images import ImageEntry
 from .kubeconfig import token_user, write_kubeconfig
 from .nodes import AGENT_LABEL, NodeSpec
 from .pki import ClusterPKI
-from .procs import ManagedProcess, wait_until
+from .procs import ManagedProcess, run_cli, wait_until
 
 log = logging.getLogger(__name__)
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -245,28 +245,13 @@ class LocalCluster:
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
         """Runs kubectl against this cluster (as admin unless kubeconfig is given)."""
-        result = subprocess.run(
-            [str(self.binaries.kubectl), *args],
-            input=input,
-            text=True,
-            capture_output=True,
-            env=self.env(kubeconfig),
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
-        return result
+        return run_cli([str(self.binaries.kubectl), *args], self.env(kubeconfig), input, check, timeout)
 
     def helm(
         self, *args: str, check: bool = True, kubeconfig: Path | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         """Runs helm against this cluster."""
-        result = subprocess.run(
-            [str(self.binaries.helm), *args], text=True, capture_output=True, env=self.env(kubeconfig), timeout=timeout
-        )
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
-        return result
+        return run_cli([str(self.binaries.helm), *args], self.env(kubeconfig), None, check, timeout)
 
     def serviceaccount_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 86400) -> Path:
         """A kubeconfig that authenticates as ServiceAccount namespace/name.

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .kubeconfig import token_user, write_kubeconfig
+from .procs import run_cli
 
 
 class Unsupported(RuntimeError):
@@ -44,27 +45,12 @@ class ExternalCluster:
         kubeconfig: Path | None = None,
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.kubectl_path, *args],
-            input=input,
-            text=True,
-            capture_output=True,
-            env=self.env(kubeconfig),
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
-        return result
+        return run_cli([self.kubectl_path, *args], self.env(kubeconfig), input, check, timeout)
 
     def helm(
         self, *args: str, check: bool = True, kubeconfig: Path | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.helm_path, *args], text=True, capture_output=True, env=self.env(kubeconfig), timeout=timeout
-        )
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
-        return result
+        return run_cli([self.helm_path, *args], self.env(kubeconfig), None, check, timeout)
 
     def serviceaccount_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 86400) -> Path:
         token = self.kubectl(

@@ -21,6 +21,16 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def run_cli(
+    argv: Sequence[str], env: Mapping[str, str], input: str | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Runs kubectl or helm and captures its output; a failure raises with that output attached."""
+    result = subprocess.run(list(argv), input=input, text=True, capture_output=True, env=dict(env), timeout=timeout)
+    if check and result.returncode != 0:
+        raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+    return result
+
+
 def die_with_parent() -> None:
     """preexec_fn: SIGKILL this child when the thread that forked it exits."""
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
