@@ -308,3 +308,37 @@ def test_the_factory_wires_the_proposer_through_the_rungs() -> None:
         strategy, scheduler = build(spec, SearchSpace.from_spec(spec))
         assert type(strategy) is kind
         assert isinstance(scheduler, HyperbandScheduler)
+
+
+def test_late_reports_inform_the_rungs_but_do_not_stop_a_finished_trial() -> None:
+    from kubetune import Tuner
+
+    spec = {
+        "strategy": "Hyperband",
+        "randomSeed": 5,
+        "objective": {"metricName": "acc", "type": "Maximize"},
+        "resourceLimits": {"maxNumberOfTrainingJobs": 20, "maxParallelTrainingJobs": 4},
+        "parameterRanges": {"continuousParameterRanges": [{"name": "x", "minValue": 0.0, "maxValue": 1.0}]},
+        "strategyConfig": {"hyperbandStrategyConfig": {"minResource": 1, "maxResource": 9, "eta": 3}},
+        "trialTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "t", "command": ["true"]}]}}}},
+    }
+    live = Tuner(spec)  # reported as they happen, the bad trial's reports stop it at a rung
+    good, bad = live.ask(2)[:2]
+    for step in range(1, 10):
+        assert live.report(good.id, step, 0.9) is False
+    live.tell(good.id, 0.9)
+    assert any(live.report(bad.id, step, 0.1) for step in range(1, 10))
+
+    tuner = Tuner(spec)
+    good, bad = tuner.ask(2)[:2]
+    for step in range(1, 10):  # the good one reaches every rung first, with high values
+        assert tuner.report(good.id, step, 0.9) is False
+    tuner.tell(good.id, 0.9)
+    # The bad one ran between two scrapes: its reports arrive with its end. At the first rung it would
+    # have been cut, but it already ran to the end: it keeps its real final value, and stays Completed.
+    tuner.tell(bad.id, 0.5, late_reports=[(float(s), 0.1) for s in range(1, 10)])
+    record = tuner.record(bad.id)
+    assert record.status.value == "Completed" and record.value == 0.5 and len(record.reports) == 9
+    restored = Tuner(spec, history=tuner.history())
+    assert restored.history() == tuner.history()
+    assert restored.record(bad.id).status.value == "Completed"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubetune.api.spec import HyperParameterTuningJobSpec, ObjectiveType, ParameterValue, Strategy, parse_spec
@@ -77,10 +77,18 @@ class Tuner:
             return record.status is TrialStatus.STOPPED
         return self._report(record, float(step), float(value), self._next_seq())
 
-    def tell(self, trial_id: str, value: float | None) -> None:
-        """The trial finished; `value` is its final objective (None or NaN: it yielded none)."""
+    def tell(self, trial_id: str, value: float | None, late_reports: Sequence[tuple[float, float]] = ()) -> None:
+        """The trial finished; `value` is its final objective (None or NaN: it yielded none).
+
+        `late_reports` are (step, value) reports the runner only learned of once the
+        trial was over (it ran between two scrapes): the scheduler learns from them
+        — a rung counts every trial that reached it — but they cannot stop a trial
+        that has already run to its end, so it keeps its real final value.
+        """
         record = self._record(trial_id)
         if record.status is TrialStatus.RUNNING:
+            for step, reported in late_reports:
+                self._report(record, float(step), float(reported), self._next_seq(), may_stop=False)
             self._end(record, TrialStatus.COMPLETED, value, "", self._next_seq())
 
     def fail(self, trial_id: str, reason: str) -> None:
@@ -214,13 +222,13 @@ class Tuner:
         self._completion = None
         return trial
 
-    def _report(self, record: TrialRecord, step: float, value: float, seq: int) -> bool:
+    def _report(self, record: TrialRecord, step: float, value: float, seq: int, may_stop: bool = True) -> bool:
         self._seq = max(self._seq, seq)
         if not math.isfinite(value):
             return False
         record.reports.append((seq, step, value))
         decision = self._scheduler.on_report(record.trial.id, step, self._sign * value)
-        if decision.stop:
+        if decision.stop and may_stop:
             self._end(record, TrialStatus.STOPPED, value, decision.reason, self._next_seq())
         return decision.stop
 
@@ -264,6 +272,7 @@ class Tuner:
         self.seed = int(history["seed"])
         self.started_at = float(history["startedAt"])
         events: list[tuple[int, int, Any]] = []
+        final_status = {raw["id"]: raw.get("status") for raw in history["trials"] if raw.get("ended") is not None}
         for raw in history["trials"]:
             events.append((int(raw["asked"]), 0, raw))
             for seq, step, value in raw.get("reports", []):
@@ -279,7 +288,10 @@ class Tuner:
             elif kind == 1:
                 record = self._trials[payload[0]]
                 if record.status is TrialStatus.RUNNING:
-                    self._report(record, float(payload[1]), float(payload[2]), seq)
+                    # Only a trial recorded as Stopped was ever stopped by a report: the others'
+                    # reports were late ones (see tell), which inform the scheduler and nothing more.
+                    may_stop = final_status.get(payload[0]) in (None, TrialStatus.STOPPED.value)
+                    self._report(record, float(payload[1]), float(payload[2]), seq, may_stop=may_stop)
             else:
                 record = self._trials[payload["id"]]
                 if record.status is TrialStatus.RUNNING:

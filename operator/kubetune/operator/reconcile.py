@@ -190,31 +190,35 @@ class TuningJobRun:
             runtime.ended_at = runtime.ended_at or now
             if now - runtime.ended_at < self.deps.settings.summary_grace_seconds:
                 return  # the kubelet may not have recorded the sidecar's last word yet
+        late: list[tuple[float, float]] = []
         if summary is not None:
             runtime.metrics = dict(summary.get("metrics", {}))
-            series = summary.get("series", [])
-            # What the trial reported after the last scrape (all of it if it ran between two): the scheduler
-            # judges every report, not only those a scrape happened to catch, and learns the curve's end.
+            # What the trial reported after the last scrape (all of it if it ran between two): the
+            # scheduler learns from every report, not only those a scrape happened to catch.
             reports = self.tuner.record(trial.id).reports
             last_step = reports[-1][1] if reports else float("-inf")
-            late = [(float(s), float(v)) for s, v in series if float(s) > last_step]
-            if late:
-                await self._feed(trial, runtime, late)
+            late = [(float(s), float(v)) for s, v in summary.get("series", []) if float(s) > last_step]
         if self.tuner.record(trial.id).status is not TrialStatus.RUNNING:
             return
         final = summary.get("final") if summary else None
         if final is None:
             final = self.tuner.record(trial.id).last_value
-        if succeeded:
-            await self._end(trial, runtime, TrialStatus.COMPLETED, final, "")
+        if succeeded:  # it ran to its end: late reports inform the scheduler but cannot stop it any more
+            await self._end(trial, runtime, TrialStatus.COMPLETED, final, "", late)
         else:
             await self._end(trial, runtime, TrialStatus.FAILED, None, _failure_reason(reason, pod, self.spec))
 
     async def _end(
-        self, trial: Trial, runtime: TrialRuntime, status: TrialStatus, value: float | None, reason: str
+        self,
+        trial: Trial,
+        runtime: TrialRuntime,
+        status: TrialStatus,
+        value: float | None,
+        reason: str,
+        late_reports: Sequence[tuple[float, float]] = (),
     ) -> None:
         if status is TrialStatus.COMPLETED:
-            self.tuner.tell(trial.id, value)
+            self.tuner.tell(trial.id, value, late_reports)
         else:
             self.tuner.fail(trial.id, reason)
         record = self.tuner.record(trial.id)
