@@ -62,16 +62,24 @@ class Slot:
         os.close(self.lock_fd)
 
 
+def _lock_slot(number: int) -> int | None:
+    """The slot's lock file descriptor, held exclusively; None when a running cluster holds it."""
+    fd = os.open(LOCK_DIR / f"slot-{number}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def acquire_slot() -> Slot:
     """Takes the lowest free slot whose /24 is not routed already."""
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     routes = ip("-4", "route", "show").stdout
     for number in range(MAX_SLOTS):
-        fd = os.open(LOCK_DIR / f"slot-{number}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = _lock_slot(number)
+        if fd is None:
             continue
         slot = Slot(number, fd)
         sweep(slot)
@@ -88,11 +96,8 @@ def sweep_free_slots() -> list[str]:
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     removed: list[str] = []
     for number in range(MAX_SLOTS):
-        fd = os.open(LOCK_DIR / f"slot-{number}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = _lock_slot(number)
+        if fd is None:
             continue
         removed += sweep(Slot(number, fd))
         mountpoints.release_owner(number)
