@@ -35,12 +35,13 @@ def test_nothing_is_stopped_before_enough_trials_reached_the_step() -> None:
     assert start(rule, "worse", [10.0] * 5) == [False] * (MIN_REPORTS - 1) + [True]
 
 
-def test_nothing_is_stopped_before_its_own_minimum_of_reports() -> None:
-    rule = MedianStoppingRule()
+@pytest.mark.parametrize("min_reports", [MIN_REPORTS, 3])
+def test_nothing_is_stopped_before_its_own_minimum_of_reports(min_reports: int) -> None:
+    rule = MedianStoppingRule(min_reports=min_reports)
     for n in range(MIN_TRIALS):
         start(rule, str(n), [1.0] * 5)
     stops = start(rule, "bad", [9.0] * 5)
-    assert stops == [False] * (MIN_REPORTS - 1) + [True]
+    assert stops == [False] * (min_reports - 1) + [True]
 
 
 def test_a_trial_better_than_the_median_runs_on() -> None:
@@ -61,19 +62,22 @@ def test_the_stop_reason_names_the_step_and_the_comparison() -> None:
     assert decision.stop
     assert decision.reason == (
         f"Auto early stopping at step {MIN_REPORTS}: its objective is worse than the median"
-        f" of the running averages of the {MIN_TRIALS} earlier trials at that step"
+        f" of the objectives of the {MIN_TRIALS} earlier trials at that step"
     )
 
 
-def test_like_with_like_stops_a_slow_starter_the_literal_rule_lets_pass() -> None:
+def test_like_with_like_stops_a_trial_the_literal_rule_lets_pass() -> None:
     earlier = [10.0, 4.0, 2.0, 1.0]  # running averages 10, 7, 5.33, 4.25
-    slow = [20.0, 8.0, 3.0, 2.0]  # latest below the median average at step 3, its own average (10.3) far above
-    literal, ours = MedianStoppingRule(Comparison.LATEST), MedianStoppingRule(Comparison.RUNNING_AVERAGE)
-    for rule in (literal, ours):
+    behind = [9.0, 5.0, 2.5, 1.5]  # behind the others' values from step 2, ahead of their lagging averages throughout
+    rules = {c: MedianStoppingRule(c) for c in Comparison}
+    for rule in rules.values():
         for n in range(MIN_TRIALS):
             start(rule, str(n), earlier)
-    assert not any(start(literal, "slow", slow))
-    assert start(ours, "slow", slow) == [False, False, True]
+    assert not any(start(rules[Comparison.LATEST_AGAINST_AVERAGES], "behind", behind))
+    assert start(rules[Comparison.LATEST], "behind", behind) == [False, True]
+    assert start(rules[Comparison.RUNNING_AVERAGE], "behind", behind) == [False, False, True]  # 5.5 > 5.33
+    reason = rules[Comparison.RUNNING_AVERAGE].on_report("behind", 1, 99.0)  # ended: a late report is ignored
+    assert not reason.stop
 
 
 # -- through the tuner -----------------------------------------------------------------------

@@ -114,11 +114,12 @@ def test_every_trial_is_told_max_resource() -> None:
 # -- rungs and brackets --------------------------------------------------------------------------
 
 
-def test_rung_keeps_the_top_third_of_arrivals_so_far() -> None:
+def test_rung_keeps_the_top_third_of_arrivals_so_far_rounded_down_but_never_nobody() -> None:
     rung = Rung(level=1, eta=3)
-    outcomes = [rung.admit(loss) for loss in (5.0, 6.0, 4.0, 4.5, 9.0)]
-    assert [o.continues for o in outcomes] == [True, False, True, True, False]
-    assert (outcomes[3].rank, outcomes[3].size, outcomes[3].keep) == (2, 4, 2)
+    outcomes = [rung.admit(loss) for loss in (5.0, 6.0, 4.0, 4.5, 9.0, 4.2)]
+    assert [o.continues for o in outcomes] == [True, False, True, False, False, True]
+    assert (outcomes[3].rank, outcomes[3].size, outcomes[3].keep) == (2, 4, 1)
+    assert (outcomes[5].rank, outcomes[5].size, outcomes[5].keep) == (2, 6, 2)
 
 
 def in_bracket(scheduler: HyperbandScheduler, bracket: int, count: int) -> list[str]:
@@ -173,16 +174,28 @@ def test_a_report_that_skips_rungs_is_judged_at_each_of_them() -> None:
     assert decision.stop and "rung 2 of 4 (epochs=3" in decision.reason
 
 
-def test_each_bracket_gets_one_eta_squared_of_the_trials_of_the_one_before_in_every_prefix() -> None:
+def test_each_bracket_gets_one_eta_cubed_of_the_trials_of_the_one_before_in_every_prefix() -> None:
     scheduler = HyperbandScheduler(HyperbandSettings(1, 9, 3, "epochs"))  # rungs 1, 3: brackets 0, 1, 2
     counts = [0] * 3
-    for n in range(1, 92):
+    shares = (729 / 757, 27 / 757, 1 / 757)
+    for n in range(1, 758):
         scheduler.on_start(str(n), {"lr": 0.1})
         bracket = scheduler.bracket_of(str(n))
         assert bracket is not None
         counts[bracket] += 1
-        assert all(abs(count - n * share) < 1 for count, share in zip(counts, (81 / 91, 9 / 91, 1 / 91), strict=True))
-    assert counts == [81, 9, 1]
+        assert all(abs(count - n * share) < 1 for count, share in zip(counts, shares, strict=True))
+    assert counts == [729, 27, 1]
+
+
+def test_brackets_share_one_ranking_per_rung_level() -> None:
+    scheduler = HyperbandScheduler(HyperbandSettings(1, 9, 3, "epochs"))
+    (aggressive,) = in_bracket(scheduler, 0, 1)
+    (hedge,) = in_bracket(scheduler, 1, 1)
+    for step in (1, 2, 3):
+        assert not scheduler.on_report(aggressive, step, 1.0).stop
+    assert not scheduler.on_report(hedge, 1, 0.5).stop  # bracket 2 is not judged at the first rung
+    decision = scheduler.on_report(hedge, 3, 2.0)  # but at the second it meets bracket 1's trial, which was better
+    assert decision.stop and "ranked 2 of the 2 trials that reached it" in decision.reason
 
 
 def test_the_last_bracket_never_stops_anyone() -> None:

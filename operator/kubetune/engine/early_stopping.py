@@ -1,26 +1,39 @@
 """Auto early stopping: the median rule, for strategies that run every trial to its end otherwise.
 
-SageMaker's text, which we follow: after each epoch, compute for every earlier
-trial the running average of its objective up to that epoch; stop the current
-trial if its objective at that epoch is worse than the median of those
-running averages.
+SageMaker's text: after each epoch, compute for every earlier trial the
+running average of its objective up to that epoch; stop the current trial if
+its objective at that epoch is worse than the median of those running
+averages.
 
-Read literally, that compares a trial's *current* value with the others'
-*averages*, which lag on a learning curve, so the bar is lenient. We also
-built the like-with-like reading (the trial's own running average against the
-others') and measured both in bench/hyperband: the literal rule already saves
-62-77% of Random's resource with the same final best in every median, while
-like-with-like saves 71-82% but loses up to 1% of accuracy on its worst seed.
-The issue asked for like-with-like only where the literal rule saves too
-little; it does not, so Auto is the literal rule and Comparison.RUNNING_AVERAGE
-stays a constructor option, not an API field.
+Read literally, that holds a trial's *current* value against the others'
+*averages*, which lag on a learning curve, so the bar is low and few trials
+are stopped. Auto compares like with like instead: the trial's objective at a
+step against the median of the earlier trials' objectives at that same step
+(Comparison.LATEST, the default; Google Vizier's and Optuna's median rules
+compare values with values too). Measured on bench/hyperband (30 seeds, two
+problems, 1, 4 and 16 workers):
 
-What SageMaker does not say, we chose: a trial is never stopped before its
-MIN_REPORTS-th report, nor at a step fewer than MIN_TRIALS other trials have
-reached. "Earlier trials" are those whose report at that step came first in
-event order, whether they still run or not, and steps match exactly; so the
-decisions depend only on the order of the calls and a restored tuner repeats
-them.
+- with the same 100 trials, the literal reading saves 68-74% of Random's
+  resource, like with like 79-87%, both with Random's final best in every
+  median;
+- at the same resource budget, like with like reaches Random's final best
+  with less resource than Optuna's MedianPruner at every setting; the literal
+  reading needed more than MedianPruner on the synthetic curves at 1 and 4
+  workers, so it missed the issue's "at least as good" target. The
+  running-average reading (own average against the others') lies in between.
+
+Both other readings stay constructor options (Comparison), not API fields:
+users get one Auto, as in SageMaker.
+
+What SageMaker does not say, we chose: a step is never judged before
+MIN_TRIALS other trials reported at it, so the first trials always run to
+their end; and a trial may be judged from its first report (MIN_REPORTS),
+as Optuna's default does: waiting for 2 or 3 reports needed 2-23% more
+resource to reach Random's final best on the benchmark, for the same median
+final best. "Earlier trials" are
+those whose report at that step came first in event order, whether they still
+run or not, and steps match exactly; so the decisions depend only on the
+order of the calls and a restored tuner repeats them.
 """
 
 from __future__ import annotations
@@ -36,17 +49,19 @@ from kubetune.engine.stopping import CONTINUE, Decision, Scheduler, StopDecision
 MIN_TRIALS = 5
 """Others needed at a step before its median means anything (Optuna's MedianPruner waits for 5 trials too)."""
 
-MIN_REPORTS = 3
-"""A trial's first reports carry its initialisation more than its hyperparameters; let them pass."""
+MIN_REPORTS = 1
+"""Reports a trial makes before it may be judged; more than one cost resource and bought nothing (see above)."""
 
 
 class Comparison(StrEnum):
-    """What is held against the median of the others' running averages."""
+    """What is held against what: see the module docstring for the measurements behind the default."""
 
     LATEST = "Latest"
-    """The trial's value at this step: SageMaker's text, read literally (the default)."""
+    """The trial's value at this step against the median of the others' values there (the default)."""
     RUNNING_AVERAGE = "RunningAverage"
-    """The trial's own running average: like with like; saves more, risks more (see the module docstring)."""
+    """The trial's running average against the median of the others' running averages."""
+    LATEST_AGAINST_AVERAGES = "LatestAgainstAverages"
+    """The trial's value at this step against the median of the others' running averages: SageMaker's text."""
 
 
 @dataclass
@@ -73,8 +88,8 @@ class MedianStoppingRule(Scheduler):
         self.min_trials = min_trials
         self.min_reports = min_reports
         self._running: dict[str, _Average] = {}
-        self._averages: dict[float, list[float]] = {}
-        """Sorted running averages of every trial that reported at each step, in any state."""
+        self._seen: dict[float, list[float]] = {}
+        """Per step, sorted, what each trial that reported there is judged by (value or running average)."""
 
     def on_start(self, trial_id: str, config: Mapping[str, ParameterValue]) -> dict[str, ParameterValue]:
         self._running[trial_id] = _Average()
@@ -85,18 +100,17 @@ class MedianStoppingRule(Scheduler):
         if average is None:
             return CONTINUE
         mine = average.add(loss)
-        others = self._averages.setdefault(step, [])
+        others = self._seen.setdefault(step, [])
         decision = CONTINUE
         if average.count >= self.min_reports and len(others) >= self.min_trials:
-            median = _median(others)
             held = mine if self.comparison is Comparison.RUNNING_AVERAGE else loss
-            if held > median:
+            if held > _median(others):
                 decision = StopDecision(
                     Decision.STOP,
                     f"Auto early stopping at step {step:g}: {_describe(self.comparison)} is worse than the median"
-                    f" of the running averages of the {len(others)} earlier trials at that step",
+                    f" of {_describe_others(self.comparison)} of the {len(others)} earlier trials at that step",
                 )
-        bisect.insort(others, mine)
+        bisect.insort(others, loss if self.comparison is Comparison.LATEST else mine)
         return decision
 
     def on_end(self, trial_id: str) -> None:
@@ -110,3 +124,7 @@ def _median(values: list[float]) -> float:
 
 def _describe(comparison: Comparison) -> str:
     return "its running average" if comparison is Comparison.RUNNING_AVERAGE else "its objective"
+
+
+def _describe_others(comparison: Comparison) -> str:
+    return "the objectives" if comparison is Comparison.LATEST else "the running averages"

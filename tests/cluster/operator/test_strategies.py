@@ -158,10 +158,10 @@ def test_random_with_auto_early_stopping(cluster: Any, namespace: str, operator:
     assert set(events) == set(stopped)
     for job_name, record in stopped.items():
         step = steps(record)[-1]
-        assert 3 <= step <= 6, (job_name, steps(record))  # never before its 3rd report
+        assert 1 <= step <= 6, (job_name, steps(record))
         assert record["value"] == record["reports"][-1][2]
         match = re.match(rf"Auto early stopping at step {step:g}: its objective is worse than the median of the"
-                         r" running averages of the (\d+) earlier trials at that step", events[job_name])  # fmt: skip
+                         r" objectives of the (\d+) earlier trials at that step", events[job_name])  # fmt: skip
         assert match and int(match.group(1)) >= 5, events[job_name]  # nor against fewer than 5 others
     assert all(steps(r)[-1] == 6.0 for r in completed.values()), {n: steps(r) for n, r in completed.items()}
     # Random + Auto does not know the last epoch, so a trial may be stopped at it; most are stopped well before.
