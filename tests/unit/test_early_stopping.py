@@ -8,22 +8,25 @@ import pytest
 
 from kubetune.api.spec import parse_spec
 from kubetune.engine import TrialStatus, Tuner
-from kubetune.engine.early_stopping import MIN_REPORTS, MIN_TRIALS, Comparison, MedianStoppingRule
+from kubetune.engine.early_stopping import MIN_COMPLETED, MIN_REPORTS, MIN_TRIALS, Comparison, MedianStoppingRule
 from kubetune.engine.factory import build
 from kubetune.engine.space import SearchSpace
 from kubetune.errors import SpecError
 from tests.unit.conftest import make_spec
 
 
-def start(rule: MedianStoppingRule, trial: str, curve: list[float]) -> list[bool]:
-    """Start a trial and report its curve; whether each report stopped it (reports after a stop are not sent)."""
+def start(rule: MedianStoppingRule, trial: str, curve: list[float], completed: bool = False) -> list[bool]:
+    """Start a trial and report its curve; whether each report stopped it (reports after a stop are not sent).
+
+    The trial then ends as `completed` says, unless it was stopped.
+    """
     rule.on_start(trial, {"lr": 0.1})
     stops: list[bool] = []
     for step, loss in enumerate(curve, start=1):
         stops.append(rule.on_report(trial, step, loss).stop)
         if stops[-1]:
             break
-    rule.on_end(trial)
+    rule.on_end(trial, completed=completed and not stops[-1])
     return stops
 
 
@@ -42,6 +45,29 @@ def test_nothing_is_stopped_before_its_own_minimum_of_reports(min_reports: int) 
         start(rule, str(n), [1.0] * 5)
     stops = start(rule, "bad", [9.0] * 5)
     assert stops == [False] * (min_reports - 1) + [True]
+
+
+def test_completed_trials_set_the_bar_once_enough_of_them_reached_the_step() -> None:
+    rule = MedianStoppingRule()
+    for n in range(MIN_TRIALS):
+        start(rule, f"poor{n}", [5.0] * 3)  # ended without completing: never part of the completed bar
+    for n in range(MIN_COMPLETED - 1):
+        start(rule, f"good{n}", [1.0] * 3, completed=True)
+    assert not any(start(rule, "middling", [3.0] * 3))  # one completed trial short: the earlier trials' median, 5
+    start(rule, "good", [1.0] * 3, completed=True)
+    rule.on_start("late", {})
+    decision = rule.on_report("late", 1, 3.0)
+    assert decision.stop
+    assert decision.reason.endswith(f"of the objectives of the {MIN_COMPLETED} completed trials at that step")
+
+
+def test_without_the_completed_bar_the_earlier_trials_always_set_it() -> None:
+    rule = MedianStoppingRule(min_completed=None)
+    for n in range(MIN_TRIALS):
+        start(rule, f"poor{n}", [5.0] * 3)
+    for n in range(MIN_COMPLETED):
+        start(rule, f"good{n}", [1.0] * 3, completed=True)
+    assert not any(start(rule, "middling", [3.0] * 3))  # median of 5, 5, 5, 5, 5, 1, 1, 1 is 5
 
 
 def test_a_trial_better_than_the_median_runs_on() -> None:
@@ -136,4 +162,5 @@ def test_stopped_trials_and_their_reasons_survive_a_restore() -> None:
     assert drive(restored, 200) == drive(original, 200)
     stopped = [r for r in original.trials if r.status is TrialStatus.STOPPED]
     assert stopped and all(r.reason.startswith("Auto early stopping at step") for r in stopped)
+    assert any("completed trials" in r.reason for r in stopped)
     assert all(r.value == r.reports[-1][2] for r in stopped)  # scored by their last report

@@ -46,5 +46,5 @@ class Scheduler:
     def on_report(self, trial_id: str, step: float, loss: float) -> StopDecision:
         return CONTINUE
 
-    def on_end(self, trial_id: str) -> None:
-        """The trial ended, whatever the way; forget what only running trials need."""
+    def on_end(self, trial_id: str, completed: bool = False) -> None:
+        """The trial ended, whatever the way (`completed`: it ran to its end); forget what only running trials need."""

@@ -238,7 +238,7 @@ class Tuner:
             value = None
         record.status, record.value, record.reason, record.end_seq = status, value, reason, seq
         self._running.pop(record.trial.id, None)
-        self._scheduler.on_end(record.trial.id)
+        self._scheduler.on_end(record.trial.id, completed=status is TrialStatus.COMPLETED)
         if status is TrialStatus.FAILED:
             self._failed += 1
             if record.trial.tuned:  # a trial whose Job was deleted before it was read has no known config

@@ -185,7 +185,7 @@ class HyperbandScheduler(Scheduler):
             return StopDecision(Decision.STOP, f"Hyperband: ran past maxResource ({name}={limit}) at step {step:g}")
         return CONTINUE
 
-    def on_end(self, trial_id: str) -> None:
+    def on_end(self, trial_id: str, completed: bool = False) -> None:
         self._running.pop(trial_id, None)
 
     def rung_observations(self, min_points: int) -> list[Observation] | None:
