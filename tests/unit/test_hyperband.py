@@ -313,6 +313,8 @@ def test_the_model_is_fitted_on_the_highest_rung_with_enough_results() -> None:
         lr for lr, steps in reached.items() if steps >= level
     )
     assert all(o.final and o.loss == loss_of(o.config, level) for o in fitted.observations)
+    # the trials stopped below that level reach the model as failed: it must learn its picks die early
+    assert sorted(float(c["lr"]) for c in fitted.failed) == sorted(lr for lr, steps in reached.items() if steps < level)
 
 
 def test_the_factory_wires_the_proposer_through_the_rungs() -> None:

@@ -154,6 +154,8 @@ class HyperbandScheduler(Scheduler):
         self._configs: dict[str, Mapping[str, ParameterValue]] = {}
         self._results: dict[int, dict[str, float]] = {level: {} for level in (*levels, settings.max_resource)}
         """Loss of every trial at every level it reached, across brackets: what the proposer learns from."""
+        self._stopped_at: dict[str, int] = {}
+        """The level each stopped trial was stopped at."""
 
     def bracket_of(self, trial_id: str) -> int | None:
         progress = self._running.get(trial_id)
@@ -176,6 +178,7 @@ class HyperbandScheduler(Scheduler):
             self._results[rung.level][trial_id] = loss
             outcome = rung.admit(loss)
             if not outcome.continues:
+                self._stopped_at[trial_id] = rung.level
                 return StopDecision(Decision.STOP, self._reason(progress.bracket, rung, outcome))
         if step >= self.settings.max_resource and not progress.reached_max:
             progress.reached_max = True
@@ -188,8 +191,8 @@ class HyperbandScheduler(Scheduler):
     def on_end(self, trial_id: str, completed: bool = False) -> None:
         self._running.pop(trial_id, None)
 
-    def rung_observations(self, min_points: int) -> list[Observation] | None:
-        """Every trial's loss at the highest level that at least `min_points` trials reached, or None.
+    def rung_evidence(self, min_points: int) -> RungEvidence | None:
+        """What a model may learn at the highest level that at least `min_points` trials reached, or None.
 
         The losses of one level were measured with the same resource, so a
         model may compare them as equals (hence final=True), unlike the last
@@ -198,7 +201,11 @@ class HyperbandScheduler(Scheduler):
         for level in sorted(self._results, reverse=True):
             results = self._results[level]
             if len(results) >= min_points:
-                return [Observation(self._configs[t], loss, final=True) for t, loss in results.items()]
+                return RungEvidence(
+                    level,
+                    [Observation(self._configs[t], loss, final=True) for t, loss in results.items()],
+                    [self._configs[t] for t, stopped in self._stopped_at.items() if stopped < level],
+                )
         return None
 
     def _deal(self) -> int:
@@ -225,12 +232,28 @@ def _bracket_shares(rungs: int, eta: int) -> list[float]:
     return [w / total for w in weights]
 
 
+@dataclass(frozen=True)
+class RungEvidence:
+    """One level's results, and the trials stopped before they could reach it."""
+
+    level: int
+    observations: list[Observation]
+    stopped_below: list[Mapping[str, ParameterValue]]
+
+
 class RungFittedStrategy(Strategy):
     """Any strategy, fitted on the losses at the highest rung with enough of them (BOHB's rule).
 
     The model never sees low-resource and full-resource losses mixed: it sees
     one level, the most faithful one that has data. Until a level has
     `min_points`, the fallback proposes.
+
+    Trials stopped below that level reach the model as failed ones (imputed at
+    the worst loss, with extra noise): they lost at a lower rung, and without
+    them the model never learns that its proposals die there. On
+    bench/hyperband's synthetic curves it then kept proposing one point that
+    the first rung stopped, over and over, and found less than random
+    proposals.
     """
 
     def __init__(self, model: Strategy, scheduler: HyperbandScheduler, fallback: Strategy) -> None:
@@ -239,10 +262,11 @@ class RungFittedStrategy(Strategy):
         self._fallback = fallback
 
     def suggest(self, state: SearchState, count: int, seed: int) -> list[Config]:
-        observations = self._scheduler.rung_observations(min_model_points(state.space))
-        if observations is None:
+        evidence = self._scheduler.rung_evidence(min_model_points(state.space))
+        if evidence is None:
             return self._fallback.suggest(state, count, seed)
-        return self._model.suggest(replace(state, observations=observations), count, seed)
+        failed = [*state.failed, *evidence.stopped_below]
+        return self._model.suggest(replace(state, observations=evidence.observations, failed=failed), count, seed)
 
 
 def min_model_points(space: SearchSpace) -> int:
