@@ -317,6 +317,22 @@ def test_the_model_is_fitted_on_the_highest_rung_with_enough_results() -> None:
     assert sorted(float(c["lr"]) for c in fitted.failed) == sorted(lr for lr, steps in reached.items() if steps < level)
 
 
+def test_model_based_hyperband_outlives_a_small_discrete_space() -> None:
+    spec = hyperband_spec({"maxResource": 9, "proposer": "Bayesian"})
+    spec["parameterRanges"] = {"integerParameterRanges": [{"name": "layers", "minValue": 1, "maxValue": 6}]}
+    spec["resourceLimits"] = {"maxNumberOfTrainingJobs": 30, "maxParallelTrainingJobs": 2}
+    tuner = Tuner(spec)
+    while not tuner.is_complete:
+        (trial,) = tuner.ask(1)  # a stall would come back empty here, with nothing running
+        for step in range(1, 10):
+            loss = abs(int(trial.tuned["layers"]) - 4) + 1.0 / step
+            if tuner.report(trial.id, step, loss):
+                break
+        else:
+            tuner.tell(trial.id, loss)
+    assert len(tuner.trials) == 30 and len({t.trial.tuned["layers"] for t in tuner.trials}) == 6
+
+
 def test_the_factory_wires_the_proposer_through_the_rungs() -> None:
     for config, kind in (({"proposer": "Bayesian"}, RungFittedStrategy), ({}, RandomStrategy)):
         spec = parse_spec(hyperband_spec(config))

@@ -253,7 +253,9 @@ class RungFittedStrategy(Strategy):
     them the model never learns that its proposals die there. On
     bench/hyperband's synthetic curves it then kept proposing one point that
     the first rung stopped, over and over, and found less than random
-    proposals.
+    proposals. Once a discrete space has no untried configuration left, the
+    fallback proposes (repeats), so the job runs on to its budget rather than
+    waiting for proposals that never come.
     """
 
     def __init__(self, model: Strategy, scheduler: HyperbandScheduler, fallback: Strategy) -> None:
@@ -266,7 +268,10 @@ class RungFittedStrategy(Strategy):
         if evidence is None:
             return self._fallback.suggest(state, count, seed)
         failed = [*state.failed, *evidence.stopped_below]
-        return self._model.suggest(replace(state, observations=evidence.observations, failed=failed), count, seed)
+        picks = self._model.suggest(replace(state, observations=evidence.observations, failed=failed), count, seed)
+        if len(picks) < count:  # a discrete space with every configuration tried: retry some, at random
+            picks += self._fallback.suggest(state, count - len(picks), seed)
+        return picks
 
 
 def min_model_points(space: SearchSpace) -> int:
