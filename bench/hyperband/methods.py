@@ -45,16 +45,16 @@ class KubetuneDriver:
         self.tuner.tell(key, value)
 
 
-class RunningAverageAutoDriver(KubetuneDriver):
-    """Auto early stopping comparing like with like (running average against running averages).
+class AutoReadingDriver(KubetuneDriver):
+    """Random with Auto early stopping under another reading of the median rule than the default.
 
-    The spec has no switch for it (users get SageMaker's literal rule), so the
-    benchmark swaps the scheduler of a fresh tuner before its first trial.
+    The spec has no switch for it (users get one Auto), so the benchmark swaps
+    the scheduler of a fresh tuner before its first trial.
     """
 
-    def __init__(self, problem: Problem, seed: int, workers: int, max_trials: int) -> None:
+    def __init__(self, problem: Problem, seed: int, workers: int, max_trials: int, rule: MedianStoppingRule) -> None:
         super().__init__(problem, seed, workers, max_trials, strategy="Random")
-        self.tuner._scheduler = MedianStoppingRule(Comparison.RUNNING_AVERAGE)
+        self.tuner._scheduler = rule
 
 
 class OptunaDriver:
@@ -93,6 +93,10 @@ Factory = Callable[[Problem, int, int, int], Any]
 """(problem, seed, workers, max_trials) -> a driver."""
 
 
+AUTO_PEERS = ["random+auto", "random+auto-all-earlier", "random+auto-sagemaker-text", "optuna-median"]
+"""The early-stopping methods, compared both with the same trials and at the same resource budget."""
+
+
 def _bayesian_available() -> bool:
     return importlib.util.find_spec("kubetune.engine.strategies.bayesian") is not None
 
@@ -102,12 +106,20 @@ def _methods() -> dict[str, Factory]:
         config = {"hyperbandStrategyConfig": {"proposer": proposer}}
         return lambda p, s, w, n: KubetuneDriver(p, s, w, n, strategy="Hyperband", strategyConfig=config)
 
+    def auto_reading(comparison: Comparison, **options: Any) -> Factory:
+        return lambda p, s, w, n: AutoReadingDriver(p, s, w, n, MedianStoppingRule(comparison, **options))
+
+    def auto(p: Problem, s: int, w: int, n: int) -> KubetuneDriver:
+        return KubetuneDriver(p, s, w, n, strategy="Random", trainingJobEarlyStoppingType="Auto")
+
+    def median(p: Problem, s: int, w: int, n: int) -> OptunaDriver:
+        return OptunaDriver(p, s, optuna.pruners.MedianPruner())
+
     methods: dict[str, Factory] = {
         "random": lambda p, s, w, n: KubetuneDriver(p, s, w, n, strategy="Random"),
-        "random+auto": lambda p, s, w, n: KubetuneDriver(
-            p, s, w, n, strategy="Random", trainingJobEarlyStoppingType="Auto"
-        ),
-        "random+auto-running-average": lambda p, s, w, n: RunningAverageAutoDriver(p, s, w, n),
+        "random+auto": auto,
+        "random+auto-sagemaker-text": auto_reading(Comparison.LATEST_AGAINST_AVERAGES, min_completed=None),
+        "random+auto-all-earlier": auto_reading(Comparison.LATEST, min_completed=None),
         "hyperband": hyperband("Random"),
         "optuna-hyperband": lambda p, s, w, n: OptunaDriver(
             p, s, optuna.pruners.HyperbandPruner(min_resource=1, max_resource=p.max_epochs, reduction_factor=3)
@@ -115,9 +127,11 @@ def _methods() -> dict[str, Factory]:
         "optuna-sh": lambda p, s, w, n: OptunaDriver(
             p, s, optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
         ),
-        "optuna-median": lambda p, s, w, n: OptunaDriver(p, s, optuna.pruners.MedianPruner()),
+        "optuna-median": median,
         "optuna-random": lambda p, s, w, n: OptunaDriver(p, s, optuna.pruners.NopPruner()),
     }
+    for name in AUTO_PEERS:
+        methods[f"{name}-budget"] = methods[name]  # the same method, run to a resource budget instead
     if _bayesian_available():
         methods["bayesian"] = lambda p, s, w, n: KubetuneDriver(p, s, w, n, strategy="Bayesian")
         methods["hyperband-bayesian"] = hyperband("Bayesian")
@@ -125,7 +139,9 @@ def _methods() -> dict[str, Factory]:
 
 
 METHODS = _methods()
-BUDGETED = {"hyperband", "hyperband-bayesian", "optuna-hyperband", "optuna-sh"}
+BUDGETED = {"hyperband", "hyperband-bayesian", "optuna-hyperband", "optuna-sh", *(f"{m}-budget" for m in AUTO_PEERS)}
 """Methods that run as many trials as a resource budget allows; the others run a fixed number of trials."""
+SLOW = {"bayesian", "hyperband-bayesian"}
+"""Methods that fit a model per trial: run on fewer seeds (run.py --slow-seeds)."""
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -8,6 +8,7 @@ import os
 import platform
 import statistics
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -15,8 +16,12 @@ from typing import Any
 
 from simulate import Run
 
-HYPERBAND_METHODS = ["random", "hyperband", "hyperband-bayesian", "bayesian", "optuna-hyperband", "optuna-sh"]
-AUTO_METHODS = ["random+auto", "random+auto-running-average", "optuna-median"]
+HYPERBAND_METHODS = ["random", "hyperband", "optuna-hyperband", "optuna-sh"]
+MODEL_METHODS = ["random", "hyperband", "hyperband-bayesian", "bayesian"]
+AUTO_METHODS = ["random+auto", "random+auto-all-earlier", "random+auto-sagemaker-text", "optuna-median"]
+AUTO_BUDGET_METHODS = ["random", *(f"{m}-budget" for m in AUTO_METHODS)]
+FRACTIONS = (9, 3, 1)
+"""Budgets at which the best found is shown: B/9, B/3, B."""
 HYPERBAND_TARGET = 1 / 3
 AUTO_SAVING_TARGET = 0.25
 AUTO_GAP_TARGET = 0.01
@@ -38,32 +43,61 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "never" if math.isinf(x) else f"{x:.{digits}f}"
 
 
-def _hyperband_table(results: Path, problem: str, workers: int, budget: int) -> tuple[list[str], dict[str, float]]:
-    random = _load(results, problem, "random", workers)
+def _workers(n: int) -> str:
+    return f"**{n} worker{'s' if n > 1 else ''}**"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One method in one setting: medians over the seeds."""
+
+    reach: float
+    """Resource to reach Random's final best, ×B."""
+    best: tuple[float, ...]
+    """Best found at B/9, B/3, B."""
+    seeds: int
+
+    def as_good_as(self, peer: Summary) -> tuple[bool, int]:
+        """Needs no more resource than the peer; and at how many of the fixed budgets its best is ≥ the peer's."""
+        return self.reach <= peer.reach, sum(a >= b for a, b in zip(self.best, peer.best, strict=True))
+
+
+def _budget_table(
+    results: Path, problem: str, workers: int, budget: int, methods: list[str], seeds: int | None = None
+) -> tuple[list[str], dict[str, Summary]]:
+    """Resource to reach Random's final best and the best at fixed budgets, on the first `seeds` seeds (all if None).
+
+    Only the seeds every listed method has are used, so each row is measured on the same seeds as Random's.
+    """
+    loaded = {m: _load(results, problem, m, workers) for m in methods}
+    loaded = {m: runs for m, runs in loaded.items() if runs}
+    if "random" not in loaded:
+        return [], {}
+    n = min(len(runs) for runs in loaded.values())
+    n = n if seeds is None else min(n, seeds)
+    random = loaded["random"][:n]
     lines = [
-        f"**{workers} worker{'s' if workers > 1 else ''}** — budget B = {budget} epochs (Random's {budget // 81} trials)",
+        f"{_workers(workers)} — budget B = {budget} epochs (Random's {budget // 81} trials); {n} seeds",
         "",
         "| method | resource to reach Random's final best (×B), median | seeds that reach it | simulated time to reach"
         " it (×Random's) | best at B/9 | best at B/3 | best at B | trials run |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    ratios: dict[str, float] = {}
-    for method in HYPERBAND_METHODS:
-        runs = _load(results, problem, method, workers)
-        if not runs:
-            continue
-        bases = random[: len(runs)]  # the model-based methods may have fewer seeds done: compare seed by seed
-        reach = [r.resource_to_reach(base.final) / budget for r, base in zip(runs, bases, strict=True)]
-        times = [r.time_to_reach(base.final) / base.total_time for r, base in zip(runs, bases, strict=True)]
-        if len(runs) == len(random):
-            ratios[method] = _median(reach)
+    summaries: dict[str, Summary] = {}
+    for method, all_runs in loaded.items():
+        runs = all_runs[:n]
+        pairs = list(zip(runs, random, strict=True))
+        reach = [r.resource_to_reach(base.final) / budget for r, base in pairs]
+        times = [r.time_to_reach(base.final) / base.total_time for r, base in pairs]
+        best = tuple(_median([r.best_at(budget / f) for r in runs]) for f in FRACTIONS)
+        summaries[method] = Summary(_median(reach), best, n)
         lines.append(
-            f"| {method} | {_fmt(_median(reach))} | {sum(not math.isinf(x) for x in reach)}/{len(reach)}"
-            f" | {_fmt(_median(times))} | {_median([r.best_at(budget / 9) for r in runs]):.4f}"
-            f" | {_median([r.best_at(budget / 3) for r in runs]):.4f} | {_median([r.best_at(budget) for r in runs]):.4f}"
-            f" | {_median([float(r.trials) for r in runs]):.0f} |"
+            f"| {method} | {_fmt(_median(reach))} | {sum(not math.isinf(x) for x in reach)}/{n}"
+            f" | {_fmt(_median(times))} | "
+            + " | ".join(f"{b:.4f}" for b in best)
+            + f" | {_median([float(r.trials) for r in runs]):.0f} |"
         )
-    return lines, ratios
+    return lines, summaries
 
 
 BASELINE = {"optuna-median": "optuna-random"}
@@ -71,14 +105,14 @@ BASELINE = {"optuna-median": "optuna-random"}
 
 
 def _auto_table(results: Path, problem: str, workers: int, budget: int) -> tuple[list[str], dict[str, list[float]]]:
-    """The table, and per method: median saving, median gap to its baseline, median quality at B/4 (÷ baseline)."""
+    """The table, and per method: median saving, median gap to its baseline."""
     lines = [
-        f"**{workers} worker{'s' if workers > 1 else ''}** — every method runs {budget // 81} trials; the baseline"
-        " is the same library's random search without early stopping (the same configurations)",
+        f"{_workers(workers)} — every method runs {budget // 81} trials; the baseline is the same library's random"
+        " search without early stopping (the same configurations)",
         "",
         "| method | resource saved vs baseline, median | final best, median | final best vs baseline's,"
-        " median / worst seed | best at B/4 ÷ baseline's final | best at B/2 ÷ baseline's final |",
-        "|---|---|---|---|---|---|",
+        " median / worst seed |",
+        "|---|---|---|---|",
     ]
     summary: dict[str, list[float]] = {}
     for method in AUTO_METHODS:
@@ -89,43 +123,16 @@ def _auto_table(results: Path, problem: str, workers: int, budget: int) -> tuple
         pairs = list(zip(runs, base_runs, strict=True))
         saved = _median([1 - r.total_resource / base.total_resource for r, base in pairs])
         gaps = [(r.final - base.final) / abs(base.final) for r, base in pairs]
-        quarter = _median([r.best_at(budget / 4) / base.final for r, base in pairs])
-        half = _median([r.best_at(budget / 2) / base.final for r, base in pairs])
-        summary[method] = [saved, _median(gaps), quarter]
+        summary[method] = [saved, _median(gaps)]
         lines.append(
             f"| {method} | {saved:.1%} | {_median([r.final for r in runs]):.4f} | {_median(gaps):+.2%} /"
-            f" {min(gaps):+.2%} | {quarter:.4f} | {half:.4f} |"
+            f" {min(gaps):+.2%} |"
         )
     return lines, summary
 
 
-NOTES = [
-    "## Reading the targets",
-    "",
-    "- **Hyperband ≤ 1/3 of Random's resource** is met on both problems at 1, 4 and 16 workers.",
-    "- **Hyperband at least as good as Optuna's pruners**: better than HyperbandPruner everywhere; against"
-    " SuccessiveHalvingPruner it wins or ties at 3 of 6 cells and needs more resource at the others (up to 1.5×"
-    " at 4 workers). Why: SuccessiveHalvingPruner is a single bracket (pure ASHA); our Hyperband keeps hedge"
-    " brackets, each given 1/eta of the resource of the one before, so about a third of the resource goes to"
-    " trials that are not judged at the lowest rungs. That is the price of Hyperband's robustness when low"
-    " rungs mislead; synchronous Hyperband's equal split cost 1.2-1.8× more than ours on the synthetic curves"
-    " (measured while choosing the split, not re-run here).",
-    "- **Auto saves ≥ 25% within 1% of Random's best** is met everywhere, with SageMaker's rule read literally"
-    " (the default). The like-with-like variant (running average against running averages,"
-    " random+auto-running-average) saves more but loses up to 1% on its worst seed; the literal rule did not"
-    " save too little, so we kept it (engine/early_stopping.py explains).",
-    "- **Auto against MedianPruner**: at the same trials Auto keeps the final best of its baseline in every"
-    " median, as MedianPruner does; MedianPruner saves more resource at 1 and 4 workers (it compares current"
-    " values with no minimum of reports), Auto saves more at 16 workers on digits.",
-    "- **16 workers**: no method can beat about 16 × 81 epochs before its first full-length trial ends, so"
-    " with 100 trials (B = 8,100) the floor is about 0.16 B; with 50 trials it would be 0.32 B. That is why"
-    " the budget is 100 trials, not 50.",
-    "- **Model-based Hyperband** (proposer Bayesian) costs one Gaussian-process fit per new trial, 0.2-1 s on"
-    " this shared machine, and Hyperband starts 700-1,500 trials per run: hours for 10 seeds. It is shown"
-    " with the seeds that finished (their count is in the table); complete it with"
-    " `python bench/hyperband/run.py --methods hyperband-bayesian`.",
-    "",
-]
+NOTES_FILE = Path(__file__).with_name("NOTES.md")
+"""What the figures mean, written by hand after reading them; RESULTS.md includes it after the targets."""
 
 
 def _check(ok: bool) -> str:
@@ -135,7 +142,11 @@ def _check(ok: bool) -> str:
 def _environment() -> list[str]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
         platform.processor(),
     )
     packages = ", ".join(f"{p} {version(p)}" for p in ("numpy", "scikit-learn", "optuna"))
@@ -146,15 +157,77 @@ def _environment() -> list[str]:
     ]
 
 
-def write_results(results: Path, out: Path, trials: int) -> None:
+def _peer_verdict(ours: Summary, peer: Summary, name: str) -> str:
+    cheaper, budgets = ours.as_good_as(peer)
+    return (
+        f"{name} {peer.reach:.3f}×B (less or equal resource: {_check(cheaper)};"
+        f" best ≥ {name}'s at {budgets} of the 3 fixed budgets)"
+    )
+
+
+def _problem_section(results: Path, problem: str, budget: int, slow_seeds: int) -> tuple[list[str], list[str]]:
+    """The tables of one problem, and its lines of the targets."""
+    workers_seen = sorted({int(p.stem.rsplit("-w", 1)[1]) for p in (results / problem).glob("random-w*.json")})
+    verdicts: list[str] = []
+    body = [f"## {problem}", "", "### Hyperband and Optuna's pruners at the same resource budget", ""]
+    for workers in workers_seen:
+        table, hb = _budget_table(results, problem, workers, budget, HYPERBAND_METHODS)
+        body += [*table, ""]
+        if "hyperband" in hb:
+            ours = hb["hyperband"]
+            verdicts.append(
+                f"- {problem}, {workers} workers: Hyperband reaches Random's best with {ours.reach:.3f}×B"
+                f" (≤ 1/3: {_check(ours.reach <= HYPERBAND_TARGET)}); "
+                + "; ".join(_peer_verdict(ours, hb[p], p) for p in ("optuna-hyperband", "optuna-sh") if p in hb)
+            )
+    body += ["### Model-based Hyperband and Bayesian, on the seeds they ran", ""]
+    for workers in workers_seen:
+        table, mb = _budget_table(results, problem, workers, budget, MODEL_METHODS, slow_seeds)
+        body += [*table, ""]
+        if "hyperband" in mb and "hyperband-bayesian" in mb:
+            plain, model = mb["hyperband"], mb["hyperband-bayesian"]
+            verdicts.append(
+                f"- {problem}, {workers} workers, {model.seeds} seeds: model-based Hyperband reaches Random's best"
+                f" with {model.reach:.3f}×B against {plain.reach:.3f}×B with random proposals; best at B/9, B/3, B"
+                f" {', '.join(f'{b:.4f}' for b in model.best)} against {', '.join(f'{b:.4f}' for b in plain.best)}"
+            )
+    body += ["### Auto early stopping and MedianPruner at the same resource budget", ""]
+    for workers in workers_seen:
+        table, ab = _budget_table(results, problem, workers, budget, AUTO_BUDGET_METHODS)
+        body += [*table, ""]
+        if "random+auto-budget" in ab and "optuna-median-budget" in ab:
+            verdicts.append(
+                f"- {problem}, {workers} workers, same budget: Auto reaches Random's best with"
+                f" {ab['random+auto-budget'].reach:.3f}×B; "
+                + _peer_verdict(ab["random+auto-budget"], ab["optuna-median-budget"], "MedianPruner")
+            )
+    body += ["### Auto early stopping and MedianPruner, same trials", ""]
+    for workers in workers_seen:
+        table, auto = _auto_table(results, problem, workers, budget)
+        body += [*table, ""]
+        if "random+auto" in auto:
+            saved, gap = auto["random+auto"]
+            line = (
+                f"- {problem}, {workers} workers, same trials: Auto saves {saved:.1%}"
+                f" (≥ 25%: {_check(saved >= AUTO_SAVING_TARGET)}), final best {gap:+.2%} against Random's"
+                f" (within 1%: {_check(gap >= -AUTO_GAP_TARGET)})"
+            )
+            if "optuna-median" in auto:
+                p_saved, p_gap = auto["optuna-median"]
+                line += f"; MedianPruner saves {p_saved:.1%} at {p_gap:+.2%}"
+            verdicts.append(line)
+    return body, verdicts
+
+
+def write_results(results: Path, out: Path, trials: int, seeds: int, slow_seeds: int) -> None:
     problems = sorted(p.name for p in results.iterdir() if p.is_dir()) if results.exists() else []
     budget = trials * 81
     header = [
         "# Hyperband and Auto early stopping — results",
         "",
         "Reproduce: `pip install -e . -r bench/hyperband/requirements.txt && python bench/hyperband/run.py`"
-        f" (defaults: 10 seeds, workers 1 4 16, --trials {trials}; the digits curves are computed once, a few"
-        " minutes, and cached in ~/.cache/kubetune/bench).",
+        f" (defaults: {seeds} seeds, {slow_seeds} for the model-based methods, workers 1 4 16, --trials {trials},"
+        " --jobs = CPUs; the digits curves are computed once, a few minutes, and cached in ~/.cache/kubetune/bench).",
         "",
         *_environment(),
         "",
@@ -167,34 +240,8 @@ def write_results(results: Path, out: Path, trials: int) -> None:
     verdicts: list[str] = []
     body: list[str] = []
     for problem in problems:
-        workers_seen = sorted({int(p.stem.rsplit("-w", 1)[1]) for p in (results / problem).glob("random-w*.json")})
-        body += [f"## {problem}", "", "### Hyperband and peers at the same resource budget", ""]
-        for workers in workers_seen:
-            table, ratios = _hyperband_table(results, problem, workers, budget)
-            body += [*table, ""]
-            if "hyperband" in ratios:
-                peers = [p for p in ("optuna-hyperband", "optuna-sh") if p in ratios]
-                verdicts.append(
-                    f"- {problem}, {workers} workers: Hyperband reaches Random's best with {ratios['hyperband']:.3f}×B"
-                    f" (≤ 1/3: {_check(ratios['hyperband'] <= HYPERBAND_TARGET)}); "
-                    + ", ".join(f"{p} {ratios[p]:.3f}×B" for p in peers)
-                    + f" (at least as good: {_check(all(ratios['hyperband'] <= ratios[p] for p in peers))})"
-                )
-        body += ["### Auto early stopping and peers, same trials", ""]
-        for workers in workers_seen:
-            table, auto = _auto_table(results, problem, workers, budget)
-            body += [*table, ""]
-            if "random+auto" in auto:
-                saved, gap, quarter = auto["random+auto"]
-                line = (
-                    f"- {problem}, {workers} workers: Auto saves {saved:.1%} (≥ 25%: {_check(saved >= AUTO_SAVING_TARGET)}),"
-                    f" final best {gap:+.2%} against Random's (within 1%: {_check(gap >= -AUTO_GAP_TARGET)})"
-                )
-                if "optuna-median" in auto:
-                    p_saved, p_gap, p_quarter = auto["optuna-median"]
-                    line += (
-                        f"; MedianPruner saves {p_saved:.1%} at {p_gap:+.2%} (Auto's final best and best at B/4, each"
-                        f" against its baseline, at least as good: {_check(gap >= p_gap and quarter >= p_quarter)})"
-                    )
-                verdicts.append(line)
-    out.write_text("\n".join([*header, "## Targets", "", *verdicts, "", *NOTES, *body]).rstrip() + "\n")
+        section, lines = _problem_section(results, problem, budget, slow_seeds)
+        body += section
+        verdicts += lines
+    notes = NOTES_FILE.read_text().splitlines() if NOTES_FILE.exists() else []
+    out.write_text("\n".join([*header, "## Targets", "", *verdicts, "", *notes, "", *body]).rstrip() + "\n")
