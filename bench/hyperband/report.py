@@ -14,11 +14,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from methods import AUTO_PEERS
 from simulate import Run
 
 HYPERBAND_METHODS = ["random", "hyperband", "optuna-hyperband", "optuna-sh"]
 MODEL_METHODS = ["random", "hyperband", "hyperband-bayesian", "bayesian"]
-AUTO_METHODS = ["random+auto", "random+auto-all-earlier", "random+auto-sagemaker-text", "optuna-median"]
+AUTO_METHODS = AUTO_PEERS
 AUTO_BUDGET_METHODS = ["random", *(f"{m}-budget" for m in AUTO_METHODS)]
 FRACTIONS = (9, 3, 1)
 """Budgets at which the best found is shown: B/9, B/3, B."""

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from kubetune.api.spec import ParameterValue
@@ -73,14 +73,18 @@ class Comparison(StrEnum):
 
 
 @dataclass
-class _Average:
-    total: float = 0.0
-    count: int = 0
+class _Running:
+    """A running trial: its losses' sum, and (step, what it is judged by) of each report, its record if it completes."""
 
-    def add(self, loss: float) -> float:
+    total: float = 0.0
+    marks: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, step: float, loss: float, mark_latest: bool) -> tuple[float, float]:
+        """Record a report: the running average with it, and its mark (the loss itself, or that average)."""
         self.total += loss
-        self.count += 1
-        return self.total / self.count
+        average = self.total / (len(self.marks) + 1)
+        self.marks.append((step, loss if mark_latest else average))
+        return average, self.marks[-1][1]
 
 
 class MedianStoppingRule(Scheduler):
@@ -98,30 +102,24 @@ class MedianStoppingRule(Scheduler):
         self.min_reports = min_reports
         self.min_completed = min_completed
         """None: the earlier trials always set the bar, completed or not (SageMaker's guide, literally)."""
-        self._running: dict[str, _Average] = {}
-        self._marks: dict[str, list[tuple[float, float]]] = {}
-        """Per running trial, (step, what it is judged by) of each report: its record once it completes."""
+        self._running: dict[str, _Running] = {}
         self._earlier: dict[float, list[float]] = {}
         self._completed: dict[float, list[float]] = {}
         """Per step, sorted: what each earlier / completed trial that reported there is judged by."""
 
     def on_start(self, trial_id: str, config: Mapping[str, ParameterValue]) -> dict[str, ParameterValue]:
-        self._running[trial_id] = _Average()
-        self._marks[trial_id] = []
+        self._running[trial_id] = _Running()
         return {}
 
     def on_report(self, trial_id: str, step: float, loss: float) -> StopDecision:
-        average = self._running.get(trial_id)
-        if average is None:
+        trial = self._running.get(trial_id)
+        if trial is None:
             return CONTINUE
-        mine = average.add(loss)
-        mark = loss if self.comparison is Comparison.LATEST else mine
+        bar = self._bar(step)  # before this report joins the earlier ones
+        mine, mark = trial.add(step, loss, mark_latest=self.comparison is Comparison.LATEST)
         held = mine if self.comparison is Comparison.RUNNING_AVERAGE else loss
-        bar = self._bar(step)
-        earlier = self._earlier.setdefault(step, [])
-        bisect.insort(earlier, mark)
-        self._marks[trial_id].append((step, mark))
-        if bar is None or average.count < self.min_reports or held <= bar[0]:
+        bisect.insort(self._earlier.setdefault(step, []), mark)
+        if bar is None or len(trial.marks) < self.min_reports or held <= bar[0]:
             return CONTINUE
         return StopDecision(
             Decision.STOP,
@@ -140,10 +138,9 @@ class MedianStoppingRule(Scheduler):
         return None
 
     def on_end(self, trial_id: str, completed: bool = False) -> None:
-        self._running.pop(trial_id, None)
-        marks = self._marks.pop(trial_id, [])
-        if completed:
-            for step, mark in marks:
+        trial = self._running.pop(trial_id, None)
+        if completed and trial is not None:
+            for step, mark in trial.marks:
                 bisect.insort(self._completed.setdefault(step, []), mark)
 
 

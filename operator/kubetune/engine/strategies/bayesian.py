@@ -148,6 +148,9 @@ class BayesianStrategy(Strategy):
         rng = batch_rng(seed, state)
         space = state.space
         taken = {space.key(c) for c in [*(o.config for o in state.observations), *state.pending, *state.failed]}
+        total = self.size()
+        if total is not None and len(taken) >= total:
+            return []  # every configuration of a discrete space is taken: no model to fit, nothing to pick
         model: _Model | None = None
         out: list[Config] = []
         for i in range(count):

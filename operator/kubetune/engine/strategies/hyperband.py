@@ -202,7 +202,6 @@ class HyperbandScheduler(Scheduler):
             results = self._results[level]
             if len(results) >= min_points:
                 return RungEvidence(
-                    level,
                     [Observation(self._configs[t], loss, final=True) for t, loss in results.items()],
                     [self._configs[t] for t, stopped in self._stopped_at.items() if stopped < level],
                 )
@@ -236,7 +235,6 @@ def _bracket_shares(rungs: int, eta: int) -> list[float]:
 class RungEvidence:
     """One level's results, and the trials stopped before they could reach it."""
 
-    level: int
     observations: list[Observation]
     stopped_below: list[Mapping[str, ParameterValue]]
 
