@@ -362,6 +362,16 @@ class TrialTemplate(Model):
         for i, container in enumerate(containers):
             if not isinstance(container, dict) or not isinstance(container.get("name"), str):
                 raise ValueError(f"spec.template.spec.containers[{i}] needs a name")
+        pod_metadata = self.spec.get("template", {}).get("metadata")
+        for where, metadata in (("metadata", self.metadata), ("spec.template.metadata", pod_metadata)):
+            if not isinstance(metadata, dict):
+                continue
+            # Trials live in the tuning job's namespace and belong to it alone: a template that
+            # names another namespace or owner would make the operator act where its user cannot.
+            if "namespace" in metadata:
+                raise ValueError(f"{where}.namespace must not be set: trials always run in the tuning job's namespace")
+            if "ownerReferences" in metadata:
+                raise ValueError(f"{where}.ownerReferences must not be set: the tuning job owns its trials")
         return self
 
 

@@ -1,8 +1,15 @@
 """kopf registrations: each handler a few lines that call the Controller.
 
+Only watch events and indexes, on purpose: kopf's daemons and its create,
+update and delete handlers put a finalizer and bookkeeping annotations on every
+tuning job, and a finalizer makes deleting a tuning job (or its CRD) wait for
+an operator that may be gone. Watch events need neither, and the Controller
+runs each tuning job's loop as its own task.
+
 Trial Jobs and their pods are read through watch-fed indexes (no list calls in
-the loop); their events wake the owning tuning job's daemon so it reacts at
-once instead of at the next interval.
+the loop); their events wake the owning tuning job's loop so it reacts at once
+instead of at the next interval. The indexes are keyed by labels, which anyone
+may set: what the loop acts on is filtered by ownership (ownership.py).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import kopf
 
 from kubetune.api.resource import GROUP, PLURAL, VERSION
 from kubetune.operator.names import TUNING_JOB_LABEL
+from kubetune.operator.ownership import only_controlled_by
 from kubetune.operator.reconcile import Controller
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -27,11 +35,15 @@ class Indexes:
         self.jobs: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
         self.pods: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
 
-    def jobs_of(self, namespace: str, tuning_job: str) -> Sequence[Mapping[str, Any]]:
-        return list(self.jobs.get((namespace, tuning_job), [])) if self.jobs is not None else []
+    def jobs_of(self, namespace: str, tuning_job: str, uid: str) -> Sequence[Mapping[str, Any]]:
+        """The Jobs that the tuning job with this UID controls, whatever other Jobs carry its label."""
+        found = list(self.jobs.get((namespace, tuning_job), [])) if self.jobs is not None else []
+        return only_controlled_by(found, uid)
 
-    def pods_of(self, namespace: str, job_name: str) -> Sequence[Mapping[str, Any]]:
-        return list(self.pods.get((namespace, job_name), [])) if self.pods is not None else []
+    def pods_of(self, namespace: str, job_name: str, job_uid: str) -> Sequence[Mapping[str, Any]]:
+        """The pods that the Job with this UID controls."""
+        found = list(self.pods.get((namespace, job_name), [])) if self.pods is not None else []
+        return only_controlled_by(found, job_uid)
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: Indexes) -> None:
@@ -58,17 +70,11 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: I
     def pod_changed(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
         controller.wake(namespace, labels[TUNING_JOB_LABEL])
 
-    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
-    def spec_changed(namespace: str, name: str, **_: Any) -> None:
-        controller.wake(namespace, name)
-
-    @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30, backoff=5, registry=registry)
-    async def tuning_job(
-        body: kopf.Body, stopped: kopf.DaemonStopped, trial_jobs: Any, trial_pods: Any, **_: Any
-    ) -> None:
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def tuning_job(type: str | None, body: kopf.Body, trial_jobs: Any, trial_pods: Any, **_: Any) -> None:
         indexes.jobs, indexes.pods = trial_jobs, trial_pods
-        await controller.run(body, lambda: bool(stopped))
+        await controller.observe(type, copy.deepcopy(dict(body)))
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
-    def tuning_job_deleted(uid: str, **_: Any) -> None:
-        controller.forget(uid)
+    @kopf.on.cleanup(registry=registry)
+    async def shutdown(**_: Any) -> None:
+        await controller.shutdown()

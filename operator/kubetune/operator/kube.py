@@ -54,6 +54,11 @@ class KubeError(Exception):
         return self.status == 404
 
     @property
+    def conflict(self) -> bool:
+        """409 on a write to an existing object: a precondition (UID, resourceVersion) no longer holds."""
+        return self.status == 409
+
+    @property
     def invalid(self) -> bool:
         return self.status == 422
 
@@ -108,15 +113,28 @@ class Kube:
         namespace = manifest["metadata"]["namespace"]
         return dict(await self._call("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", manifest))
 
-    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        await self._call("PATCH", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", patch, content_type=MERGE_PATCH)
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        """One Job as it is now: to tell whose a name that is already taken is."""
+        return dict(await self._call("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"))
 
-    async def delete_pods(self, namespace: str, job_name: str) -> None:
+    async def patch_job(self, namespace: str, name: str, uid: str, patch: dict[str, Any]) -> None:
+        """Merge-patch the Job with this UID: the UID is a precondition, so a Job deleted and replaced
+        by someone else's under the same name is refused (409) rather than written to."""
+        meta = {**patch.get("metadata", {}), "uid": uid}
         await self._call(
-            "DELETE",
-            f"/api/v1/namespaces/{namespace}/pods",
-            query=[("labelSelector", f"batch.kubernetes.io/job-name={job_name}")],
+            "PATCH",
+            f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+            {**patch, "metadata": meta},
+            content_type=MERGE_PATCH,
         )
+
+    async def set_finalizers(
+        self, namespace: str, name: str, uid: str, resource_version: str, finalizers: list[str]
+    ) -> None:
+        """Replace a tuning job's finalizers, if it is still the object (UID) and version that was read."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        meta = {"uid": uid, "resourceVersion": resource_version, "finalizers": finalizers}
+        await self._call("PATCH", path, {"metadata": meta}, content_type=MERGE_PATCH)
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"

@@ -15,15 +15,20 @@ METRICS_ANNOTATION = f"{GROUP}/metrics"
 """Last value of each metric the trial reported, for `kubectl describe job`."""
 SIDECAR_NAME = "kubetune-metrics"
 SHARED_VOLUME = "kubetune-shared"
-FINALIZER = f"{GROUP}/trials"
+LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
+"""kopf's finalizer, which 0.1.0 put on every tuning job; removed on sight, so nothing waits for an operator."""
 
 MAX_NAME = 63
 """Job names become the `job-name` label of their pods, so they must fit a label value."""
 
 
-def trial_job_name(tuning_job: str, number: int) -> str:
-    """Predictable: <tuning job>-<number, 4 digits>; long names are cut and keep a hash, so they stay unique."""
-    suffix = f"-{number:04d}"
+def trial_job_name(tuning_job: str, number: int, variant: str = "") -> str:
+    """Predictable: <tuning job>-<number, 4 digits>; long names are cut and keep a hash, so they stay unique.
+
+    `variant` is for when that name is taken by a Job the tuning job does not own:
+    the trial then runs as <tuning job>-<number>-<variant> (see reconcile.py).
+    """
+    suffix = f"-{number:04d}" + (f"-{variant}" if variant else "")
     if len(tuning_job) + len(suffix) <= MAX_NAME:
         return tuning_job + suffix
     digest = hashlib.sha256(tuning_job.encode()).hexdigest()[:6]

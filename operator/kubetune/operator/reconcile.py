@@ -31,8 +31,15 @@ from kubetune.operator.metrics import (
     OperatorMetrics,
     failure_reason,
 )
-from kubetune.operator.names import METRICS_ANNOTATION, SIDECAR_NAME, TRIAL_RECORD_ANNOTATION, trial_job_name
-from kubetune.operator.records import compact_record, history_from_jobs
+from kubetune.operator.names import (
+    LEGACY_FINALIZER,
+    METRICS_ANNOTATION,
+    SIDECAR_NAME,
+    TRIAL_RECORD_ANNOTATION,
+    trial_job_name,
+)
+from kubetune.operator.ownership import controlled_by
+from kubetune.operator.records import compact_record, history_from_jobs, trial_number
 from kubetune.operator.scrape import Scraper, SeriesChunk
 from kubetune.operator.settings import OperatorSettings
 from kubetune.operator.status import now_rfc3339, parse_rfc3339, rfc3339, set_condition, status_from_wire, tuner_status
@@ -40,10 +47,10 @@ from kubetune.operator.trialjob import build_trial_job
 
 log = logging.getLogger("kubetune.operator")
 
-JobsOf = Callable[[str, str], Sequence[Mapping[str, Any]]]
-"""(namespace, tuning job) -> its trial Jobs, from the watch-fed index."""
-PodsOf = Callable[[str, str], Sequence[Mapping[str, Any]]]
-"""(namespace, Job name) -> its pods, from the watch-fed index."""
+JobsOf = Callable[[str, str, str], Sequence[Mapping[str, Any]]]
+"""(namespace, tuning job, its UID) -> the trial Jobs it controls, from the watch-fed index."""
+PodsOf = Callable[[str, str, str], Sequence[Mapping[str, Any]]]
+"""(namespace, Job name, its UID) -> the pods that Job controls, from the watch-fed index."""
 
 TERMINAL = {TuningJobStatus.COMPLETED, TuningJobStatus.FAILED, TuningJobStatus.STOPPED}
 STOPPED_BY_USER = "the tuning job was stopped (spec.stopped is true)"
@@ -55,6 +62,8 @@ class TrialRuntime:
 
     job_name: str
     created_at: float
+    job_uid: str = ""
+    """The Job's UID: every write to it is conditional on it (ownership.py)."""
     pod_uid: str | None = None
     consumed: int = 0
     """Objective points of the current pod already passed to the Tuner."""
@@ -88,6 +97,8 @@ class TuningJobRun:
         """Trials asked for whose Job creation was refused; retried before asking for more."""
         self.blocked: str | None = None
         """Why the last Job creation was refused (quota, admission), until one succeeds."""
+        self.name_conflict: str | None = None
+        """The last trial name found taken by a Job this tuning job does not own (TrialNameConflict)."""
         self.announced_capture = False
         self.status = HyperParameterTuningJobStatus()
         self._written_status: dict[str, Any] | None = None
@@ -105,6 +116,13 @@ class TuningJobRun:
     @property
     def namespace(self) -> str:
         return str(self.owner["namespace"])
+
+    @property
+    def uid(self) -> str:
+        return str(self.owner["uid"])
+
+    def owned_jobs(self) -> Sequence[Mapping[str, Any]]:
+        return self.deps.jobs_of(self.namespace, self.name, self.uid)
 
     # -- one round ------------------------------------------------------------------------------
 
@@ -130,22 +148,27 @@ class TuningJobRun:
         return ended
 
     async def _observe(self) -> None:
-        jobs = {j["metadata"]["name"]: j for j in self.deps.jobs_of(self.namespace, self.name)}
+        owned = self.owned_jobs()
+        jobs = {j["metadata"]["name"]: j for j in owned}
+        by_number = {trial_number(j): j for j in owned}
         scrapes: list[tuple[Trial, TrialRuntime, str, int]] = []
         now = time.monotonic()
         for trial in self.tuner.running:
             if trial.id in self.uncreated:
                 continue
             runtime = self.trials.get(trial.id)
-            if runtime is None:  # running in the Tuner since a restart: the Job exists
-                runtime = self.trials[trial.id] = TrialRuntime(trial_job_name(self.name, trial.number), now)
+            if runtime is None:  # running in the Tuner since a restart: its Job exists, maybe renamed
+                known = by_number.get(trial.number)
+                name = known["metadata"]["name"] if known else trial_job_name(self.name, trial.number)
+                runtime = self.trials[trial.id] = TrialRuntime(name, now)
                 runtime.consumed = len(self.tuner.record(trial.id).reports)
             job = jobs.get(runtime.job_name)
             if job is None:
                 if now - runtime.created_at > self.deps.settings.job_visible_grace_seconds:
                     await self._end(trial, runtime, TrialStatus.FAILED, None, "its Job was deleted")
                 continue
-            pod = _newest(self.deps.pods_of(self.namespace, runtime.job_name))
+            runtime.job_uid = str(job["metadata"]["uid"])
+            pod = _newest(self.deps.pods_of(self.namespace, runtime.job_name, runtime.job_uid))
             uid = pod["metadata"].get("uid") if pod is not None else None
             if uid is not None and uid != runtime.pod_uid:
                 if runtime.pod_uid is not None:  # the Job retried: a new pod, a new series
@@ -249,21 +272,21 @@ class TuningJobRun:
         self.trials.pop(trial.id, None)
 
     async def _stop(self, trial: Trial, reason: str, by_tuner: bool) -> None:
-        """Record the stop on the Job and suspend it in one write, then delete its pods at once."""
-        runtime = self.trials.get(trial.id) or TrialRuntime(trial_job_name(self.name, trial.number), time.monotonic())
+        """Record the stop on the Job and suspend it, in one write.
+
+        Suspending is the whole stop: the Job controller deletes a suspended Job's
+        pods (with their grace period, so the sidecar's last word is written), and
+        the operator never deletes pods itself, so it needs no right to.
+        """
+        runtime = self.trials.get(trial.id) or self._runtime_of(trial)
         if not by_tuner:
             self.tuner.stop(trial.id, reason)
         record = self.tuner.record(trial.id)
-        try:
-            await self.deps.kube.patch_job(
-                self.namespace,
-                runtime.job_name,
+        if runtime.job_uid:
+            await self._patch_own_job(
+                runtime,
                 {"metadata": {"annotations": self._annotations(trial.id, runtime)}, "spec": {"suspend": True}},
             )
-            await self.deps.kube.delete_pods(self.namespace, runtime.job_name)
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
         why = STOP_STRATEGY if by_tuner else STOP_USER if reason == STOPPED_BY_USER else STOP_TUNING_JOB_ENDED
         self.deps.metrics.trials_stopped.inc(self.namespace, self.name, why)
         decision(
@@ -293,20 +316,43 @@ class TuningJobRun:
                 return
 
     async def _create(self, trial: Trial) -> bool:
+        """Create the trial's Job; adopt it if this tuning job already created it (before a restart).
+
+        A Job of that name that this tuning job does not own is never touched: the
+        trial takes its second name, <name>-<a UID-derived suffix>, and the
+        collision is reported; if that is taken too, the tuning job ends.
+        """
         record = compact_record(self.tuner.trial_document(trial.id))
-        job = build_trial_job(self.spec, self.owner, trial, record, self.deps.settings.sidecar)
-        name = job.manifest["metadata"]["name"]
-        try:
-            await self.deps.kube.create_job(job.manifest)
-        except (KubeError, ValueError, TypeError) as exc:
-            if not isinstance(exc, KubeError):  # the manifest could not even be serialised
-                exc = KubeError(422, "Invalid", str(exc))
-            if not exc.already_exists:  # already there: created before a restart, adopt it
-                self.uncreated.add(trial.id)
-                await self._creation_refused(trial, name, exc)
-                return False
+        taken: list[str] = []
+        for variant in ("", self.uid.replace("-", "")[:5]):
+            job = build_trial_job(self.spec, self.owner, trial, record, self.deps.settings.sidecar, variant)
+            name = job.manifest["metadata"]["name"]
+            try:
+                created = await self.deps.kube.create_job(job.manifest)
+            except (KubeError, ValueError, TypeError) as exc:
+                if not isinstance(exc, KubeError):  # the manifest could not even be serialised
+                    exc = KubeError(422, "Invalid", str(exc))
+                if not exc.already_exists:
+                    self.uncreated.add(trial.id)
+                    await self._creation_refused(trial, name, exc)
+                    return False
+                existing = await self._existing_job(name)
+                if existing is None:  # gone again in between: try again next round
+                    self.uncreated.add(trial.id)
+                    return False
+                if not controlled_by(existing, self.uid):
+                    taken.append(_described(existing))
+                    continue
+                created = existing  # ours: created before a restart, adopt it
+            break
+        else:
+            await self._names_taken(trial, taken)
+            return False
+        if taken:
+            await self._renamed(trial, taken[0], name)
         self.uncreated.discard(trial.id)
-        self.trials[trial.id] = TrialRuntime(name, time.monotonic(), written_at=time.monotonic())
+        job_uid = str((created.get("metadata") or {}).get("uid") or "")
+        self.trials[trial.id] = TrialRuntime(name, time.monotonic(), job_uid=job_uid, written_at=time.monotonic())
         if self.blocked:
             self.blocked = None
         self.deps.metrics.trials_started.inc(self.namespace, self.name)
@@ -328,6 +374,32 @@ class TuningJobRun:
                 "read its output; report metrics with kubetune.report() or the metrics file instead",
             )
         return True
+
+    async def _existing_job(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.deps.kube.get_job(self.namespace, name)
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    async def _renamed(self, trial: Trial, taken: str, name: str) -> None:
+        message = f"{taken} exists and is not owned by this tuning job: trial {trial.number} runs as Job {name}"
+        self.name_conflict = message
+        decision(log, "trial.renamed", logging.WARNING, tuning_job=self.name, namespace=self.namespace, reason=message)
+        await self._event("Warning", "TrialNameTaken", message)
+
+    async def _names_taken(self, trial: Trial, taken: Sequence[str]) -> None:
+        message = (
+            f"cannot create trial {trial.number}: {' and '.join(taken)} exist and are not owned by this tuning job; "
+            "rename the tuning job or delete those Jobs"
+        )
+        self.name_conflict = message
+        self.uncreated.discard(trial.id)
+        self.tuner.fail(trial.id, message)
+        self.tuner.cancel(message)
+        decision(log, "trial.name_taken", logging.ERROR, tuning_job=self.name, namespace=self.namespace, reason=message)
+        await self._event("Warning", "TrialNameTaken", message)
 
     async def _creation_refused(self, trial: Trial, name: str, exc: KubeError) -> None:
         message = f"cannot create Job {name}: {exc}"
@@ -365,14 +437,25 @@ class TuningJobRun:
             not runtime.dirty or now - runtime.written_at < self.deps.settings.scrape.record_interval_seconds
         ):
             return
-        try:
-            await self.deps.kube.patch_job(
-                self.namespace, runtime.job_name, {"metadata": {"annotations": self._annotations(trial.id, runtime)}}
-            )
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
+        if runtime.job_uid:
+            await self._patch_own_job(runtime, {"metadata": {"annotations": self._annotations(trial.id, runtime)}})
         runtime.written_at, runtime.dirty = now, False
+
+    async def _patch_own_job(self, runtime: TrialRuntime, patch: dict[str, Any]) -> None:
+        """Patch the trial's Job if it is still the one this tuning job created (same UID); else it is gone."""
+        try:
+            await self.deps.kube.patch_job(self.namespace, runtime.job_name, runtime.job_uid, patch)
+        except KubeError as exc:
+            if not (exc.not_found or exc.conflict):  # deleted, or replaced by a Job that is not ours
+                raise
+
+    def _runtime_of(self, trial: Trial) -> TrialRuntime:
+        """A runtime for a trial not seen this round, from its owned Job if there is one."""
+        for job in self.owned_jobs():
+            if trial_number(job) == trial.number:
+                meta = job["metadata"]
+                return TrialRuntime(meta["name"], time.monotonic(), job_uid=str(meta["uid"]))
+        return TrialRuntime(trial_job_name(self.name, trial.number), time.monotonic())
 
     async def _write_records(self) -> None:
         for trial in self.tuner.running:
@@ -383,6 +466,14 @@ class TuningJobRun:
     async def _report_status(self, generation: int | None, stopping: bool) -> None:
         completion_before = self.status.completion_reason
         status = tuner_status(self.tuner, self.name, self.status, generation, stopping)
+        if self.name_conflict:
+            status = status.model_copy(
+                update={
+                    "conditions": set_condition(
+                        status.conditions, "TrialNameConflict", "True", "JobNotOwned", self.name_conflict, generation
+                    )
+                }
+            )
         if self.blocked:
             status = status.model_copy(
                 update={
@@ -442,36 +533,113 @@ class TuningJobRun:
             decision(log, "event.failed", logging.WARNING, tuning_job=self.name, reason=reason, error=str(exc))
 
 
+@dataclass
+class _Loop:
+    """One tuning job's loop: the newest body the watch delivered, and what wakes it."""
+
+    body: Mapping[str, Any]
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
 class Controller:
-    """Creates, drives and forgets TuningJobRuns; one per tuning job, keyed by uid."""
+    """Runs one loop per tuning job, keyed by UID, fed by watch events; forgets a job when it is deleted."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self._runs: dict[str, TuningJobRun] = {}
-        self._wakeups: dict[tuple[str, str], asyncio.Event] = {}
+        self._loops: dict[str, _Loop] = {}
+        self._uids: dict[tuple[str, str], str] = {}
+        self._ended: dict[str, int | None] = {}
+        """UID -> the generation its loop ended at: nothing to do until the spec changes."""
+        self._stopping = False
 
     def wake(self, namespace: str, name: str) -> None:
-        event = self._wakeups.get((namespace, name))
-        if event is not None:
-            event.set()
+        loop = self._loops.get(self._uids.get((namespace, name), ""))
+        if loop is not None:
+            loop.wakeup.set()
 
-    def forget(self, uid: str) -> None:
-        self._runs.pop(uid, None)
-
-    async def run(self, body: Mapping[str, Any], stopped: Callable[[], bool]) -> None:
-        """The daemon of one tuning job: a round per wake-up or interval until it ends or is deleted."""
+    async def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event of a tuning job: start its loop, hand it the new body, or end it on deletion."""
         meta = body["metadata"]
-        key = (meta["namespace"], meta["name"])
-        wakeup = self._wakeups.setdefault(key, asyncio.Event())
+        uid = str(meta["uid"])
+        if event_type == "DELETED":
+            loop = self._loops.pop(uid, None)
+            if loop is not None and loop.task is not None:
+                loop.task.cancel()  # its Jobs go with it, through their owner references
+            self._runs.pop(uid, None)
+            self._ended.pop(uid, None)
+            return
+        await self._drop_legacy_finalizer(meta)
+        loop = self._loops.get(uid)
+        if loop is not None:
+            changed = meta.get("generation") != loop.body["metadata"].get("generation")
+            loop.body = body
+            if changed or meta.get("deletionTimestamp"):
+                loop.wakeup.set()
+            return
+        if self._stopping or meta.get("deletionTimestamp"):
+            return
+        if uid in self._ended and self._ended[uid] == meta.get("generation"):
+            return
+        loop = self._loops[uid] = _Loop(body)
+        self._uids[(meta["namespace"], meta["name"])] = uid
+        loop.task = asyncio.create_task(self._run(uid, loop), name=f"tuning job {meta['namespace']}/{meta['name']}")
+
+    async def shutdown(self, grace_seconds: float = 30.0) -> None:
+        """Let every loop finish its round, then cancel what is still running."""
+        self._stopping = True
+        tasks = [loop.task for loop in self._loops.values() if loop.task is not None]
+        for loop in self._loops.values():
+            loop.wakeup.set()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+
+    async def _drop_legacy_finalizer(self, meta: Mapping[str, Any]) -> None:
+        """0.1.0's kopf finalizer would make deleting this tuning job wait for an operator: remove it."""
+        finalizers = list(meta.get("finalizers") or [])
+        if LEGACY_FINALIZER not in finalizers:
+            return
+        try:
+            await self.deps.kube.set_finalizers(
+                meta["namespace"],
+                meta["name"],
+                str(meta["uid"]),
+                str(meta.get("resourceVersion", "")),
+                [f for f in finalizers if f != LEGACY_FINALIZER],
+            )
+        except KubeError as exc:  # changed meanwhile: the next event tries again
+            decision(
+                log,
+                "finalizer.error",
+                logging.WARNING,
+                tuning_job=meta["name"],
+                namespace=meta["namespace"],
+                error=str(exc),
+            )
+            return
+        decision(
+            log, "finalizer.removed", tuning_job=meta["name"], namespace=meta["namespace"], finalizer=LEGACY_FINALIZER
+        )
+
+    async def _run(self, uid: str, loop: _Loop) -> None:
+        """A round per wake-up or interval until the tuning job ends, is deleted, or the operator stops."""
         failures = 0
         try:
-            while not stopped():
-                wakeup.clear()
+            while not self._stopping:
+                loop.wakeup.clear()
+                body = loop.body
+                meta = body["metadata"]
                 try:
                     if await self.reconcile(body):
-                        return
+                        if loop.body["metadata"].get("generation") == meta.get("generation"):
+                            self._ended[uid] = meta.get("generation")
+                            return
+                        continue  # the spec changed during the last round: look again
                     failures = 0
-                except Exception as exc:  # one bad round must not end the daemon or touch other jobs
+                except Exception as exc:  # one bad round must not end the loop or touch other jobs
                     failures += 1
                     decision(
                         log,
@@ -483,9 +651,16 @@ class Controller:
                         attempt=failures,
                     )
                 delay = self.deps.settings.scrape.interval_seconds * min(2**failures, 12)
-                await _wait(wakeup, delay, stopped)
+                await _wait(loop.wakeup, delay, lambda: self._stopping)
         finally:
-            self._wakeups.pop(key, None)
+            if self._loops.get(uid) is loop:
+                del self._loops[uid]
+            key = (loop.body["metadata"]["namespace"], loop.body["metadata"]["name"])
+            if self._uids.get(key) == uid:
+                del self._uids[key]
+
+    def forget(self, uid: str) -> None:
+        self._runs.pop(uid, None)
 
     async def reconcile(self, body: Mapping[str, Any]) -> bool:
         """One round for one tuning job; True when there is nothing left to do."""
@@ -527,7 +702,7 @@ class Controller:
                 seed = secrets.randbits(31)
             started = parse_rfc3339(status.creation_time) if status.creation_time else time.time()
             history = history_from_jobs(
-                self.deps.jobs_of(owner["namespace"], owner["name"]), seed, started, owner["name"]
+                self.deps.jobs_of(owner["namespace"], owner["name"], owner["uid"]), seed, started, owner["name"]
             )
             tuner = Tuner(spec, history=history)
         except SpecError as exc:
@@ -683,6 +858,16 @@ def _failure_reason(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperP
                 )
             return f"{job_reason}; {detail}" if job_reason else detail
     return job_reason or "the Job failed"
+
+
+def _described(job: Mapping[str, Any]) -> str:
+    """'Job train-0001 (controlled by CronJob nightly)': what the user needs to find it."""
+    meta = job.get("metadata") or {}
+    text = f"Job {meta.get('name')}"
+    for ref in meta.get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            return f"{text} (controlled by {ref.get('kind')} {ref.get('name')})"
+    return text
 
 
 def _format(values: Mapping[str, Any]) -> str:

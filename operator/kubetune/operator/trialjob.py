@@ -85,10 +85,14 @@ def build_trial_job(
     trial: Trial,
     record: dict[str, Any],
     sidecar: SidecarConfig,
+    name_variant: str = "",
 ) -> TrialJob:
-    """The Job for one trial; `owner` is the tuning job's metadata (name, namespace, uid)."""
+    """The Job for one trial; `owner` is the tuning job's metadata (name, namespace, uid).
+
+    `name_variant` names the Job differently when its usual name is taken (names.trial_job_name).
+    """
     tuning_job = owner["name"]
-    name = trial_job_name(tuning_job, trial.number)
+    name = trial_job_name(tuning_job, trial.number, name_variant)
     template = spec.trial_template
     job_spec = copy.deepcopy(template.spec)
     metadata = copy.deepcopy(template.metadata)
