@@ -146,9 +146,18 @@ def _cmd_operator(args: argparse.Namespace) -> int:
         ),
         namespaces=tuple(args.namespace or ()),
     )
-    lease = (
-        LeaseSettings(namespace=args.lease_namespace, identity=args.leader_identity) if args.leader_election else None
-    )
+    lease = None
+    if args.leader_election:
+        try:
+            lease = LeaseSettings(
+                namespace=args.lease_namespace,
+                identity=args.leader_identity,
+                duration_seconds=args.lease_duration,
+                renew_deadline_seconds=args.lease_renew_deadline,
+                retry_seconds=args.lease_retry_period,
+            )
+        except ValueError as exc:
+            raise CliError(f"--lease-duration / --lease-renew-deadline / --lease-retry-period: {exc}") from None
     metrics_port = args.metrics_port if args.metrics_port >= 0 else None
     return run_operator(
         RunOptions(
@@ -227,6 +236,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--leader-identity",
         default=os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
         help="this replica's name in the Lease (default: $POD_NAME, else host-pid)",
+    )
+    operator.add_argument(
+        "--lease-duration",
+        type=float,
+        default=15.0,
+        help="seconds a standby waits, having seen the Lease unrenewed, before it takes over (default 15)",
+    )
+    operator.add_argument(
+        "--lease-renew-deadline",
+        type=float,
+        default=10.0,
+        help="seconds the leader keeps acting without a successful renew; must be under --lease-duration (default 10)",
+    )
+    operator.add_argument(
+        "--lease-retry-period",
+        type=float,
+        default=2.0,
+        help="seconds between tries to acquire or renew the Lease; must be under --lease-renew-deadline (default 2)",
     )
     operator.add_argument("--liveness", help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8081/healthz")
     operator.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,8 @@ from kubernetes import client, config
 from kubetune.logs import decision
 from kubetune.operator.endpoints import EndpointServer, Health
 from kubetune.operator.handlers import Indexes, register
-from kubetune.operator.kube import Kube
-from kubetune.operator.leader import LeaderElection, LeaseSettings
+from kubetune.operator.kube import COMPONENT, Kube
+from kubetune.operator.leader import LeaderElection, LeaseSettings, lease_api
 from kubetune.operator.metrics import OperatorMetrics
 from kubetune.operator.reconcile import Controller, Deps
 from kubetune.operator.scrape import Scraper
@@ -68,15 +69,21 @@ def run_operator(options: RunOptions) -> int:
     api = api_client()
     stop = threading.Event()
     lost = threading.Event()
+    fence: Callable[[], bool] | None = None
+    field_manager = COMPONENT
     if options.lease is not None:
         health.ready.set()  # standing by for the Lease is this replica's job until it leads
-        election = LeaderElection(api, options.lease)
+        election = LeaderElection(lease_api(api), options.lease)
         if not election.acquire(stop):
             return 0
         election.keep(stop, lost)
+        # Every write asks the election first, so none leaves once the renew deadline has passed,
+        # whatever kopf still does while it stops; managedFields name the replica that wrote.
+        fence, field_manager = election.leading, f"{COMPONENT}-{options.lease.identity}"
+    kube = Kube(api, fence=fence, field_manager=field_manager)
     metrics.leader.set(1)
     try:
-        asyncio.run(_serve(api, options, lost, metrics, health))
+        asyncio.run(_serve(kube, options, lost, metrics, health))
     finally:
         stop.set()
         health.failed.set()
@@ -88,11 +95,10 @@ def run_operator(options: RunOptions) -> int:
 
 
 async def _serve(
-    api: client.ApiClient, options: RunOptions, lost: threading.Event, metrics: OperatorMetrics, health: Health
+    kube: Kube, options: RunOptions, lost: threading.Event, metrics: OperatorMetrics, health: Health
 ) -> None:
     settings = options.settings
     scraper = Scraper(settings.scrape.concurrency, settings.scrape.timeout_seconds)
-    kube = Kube(api)
     indexes = Indexes()
     metrics.scrape_errors_from(lambda: scraper.errors)
     controller = Controller(Deps(kube, scraper, settings, indexes.jobs_of, indexes.pods_of, metrics))

@@ -11,11 +11,13 @@ import asyncio
 import datetime as dt
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from kubetune.api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
@@ -64,6 +66,11 @@ class KubeError(Exception):
 
 
 MERGE_PATCH = "application/merge-patch+json"
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+NOT_LEADER = "NotLeader"
+"""KubeError.reason of a request the fence refused: it never left this process."""
+UNREACHABLE = "Unreachable"
+"""KubeError.reason when no answer came: the API server is down, unreachable, or too slow."""
 
 
 class Kube:
@@ -75,8 +82,17 @@ class Kube:
     Calls are blocking, so they run in worker threads.
     """
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        fence: Callable[[], bool] | None = None,
+        field_manager: str = COMPONENT,
+    ) -> None:
         self._api = api
+        self._fence = fence
+        """Asked before every request; False refuses it unsent (leader election's `leading`), None: always act."""
+        self.field_manager = field_manager[:128]
+        """Sent with every write, so managedFields name the replica that wrote (the API server allows 128 characters)."""
         self.requests = 0
         """API requests made, for the bench's requests-per-trial figure."""
 
@@ -88,26 +104,43 @@ class Kube:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> Any:
+        query = list(query or [])
+        if method in _WRITES:
+            query.append(("fieldManager", self.field_manager))
         method_, url, headers, payload, _ = self._api.param_serialize(
             method=method,
             resource_path=path,
-            query_params=query or [],
+            query_params=query,
             header_params={"Content-Type": content_type, "Accept": "application/json"},
             body=body,
             auth_settings=["BearerToken"],
         )
+        self._check_fence()  # again here, as late as can be: the worker thread may have waited for its turn
         response = self._api.call_api(method_, url, header_params=headers, body=payload)
         response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
         return json.loads(response.data) if response.data else None
 
+    def _check_fence(self) -> None:
+        if self._fence is not None and not self._fence():
+            raise KubeError(0, NOT_LEADER, "this replica no longer holds the leader Lease: nothing is sent")
+
     async def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        """One request in a worker thread; whatever goes wrong comes back as a KubeError.
+
+        Transport failures (a refused connection, a timeout: urllib3's errors)
+        become KubeError(0, "Unreachable") rather than escaping as something
+        else, so callers handle an API outage where they handle a refused write.
+        """
+        self._check_fence()
         self.requests += 1
         try:
             return await asyncio.to_thread(self._request, method, path, body, **kwargs)
         except ApiException as exc:
             raise KubeError.from_api(exc) from None
+        except (HTTPError, OSError) as exc:
+            raise KubeError(0, UNREACHABLE, f"{type(exc).__name__}: {exc}"[:500]) from None
 
     async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         namespace = manifest["metadata"]["namespace"]
