@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from kubetune import Tuner
-from kubetune.engine.completion import Outcome
+from kubetune.engine.completion import Outcome, Reason
 
 from .conftest import make_spec
 
@@ -127,3 +127,19 @@ def test_cancel_waits_for_running_trials() -> None:
         tuner.stop(trial.id, "the tuning job was stopped")
     completion = tuner.completion
     assert completion is not None and completion.outcome is Outcome.STOPPED
+
+
+def test_abort_fails_the_job_once_running_trials_end_and_survives_a_restart() -> None:
+    spec = make_spec(resourceLimits={"maxNumberOfTrainingJobs": 10, "maxParallelTrainingJobs": 2})
+    tuner = Tuner(spec)
+    first, second = tuner.ask(2)
+    tuner.fail(first.id, "cannot create Job x-0001: Invalid")
+    tuner.abort(Reason.INVALID_TRIAL_TEMPLATE, "cannot create Job x-0001: Invalid")
+    assert tuner.ask(1) == [] and not tuner.is_complete  # the second trial still runs
+    tuner.stop(second.id, "the tuning job failed")
+    completion = tuner.completion
+    assert completion is not None and completion.outcome is Outcome.FAILED
+    assert completion.reason is Reason.INVALID_TRIAL_TEMPLATE and "x-0001" in completion.message
+    tuner.cancel("too late")  # a failed job does not turn into a stopped one
+    again = Tuner(spec, history=tuner.history())
+    assert again.completion == completion

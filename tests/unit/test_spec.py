@@ -103,6 +103,12 @@ INVALID = [
     ("trialTemplate.spec", None, "spec.trialTemplate.spec", "Field required"),
     ("trialTemplate.metadata", {"namespace": "kube-system"}, "spec.trialTemplate", "metadata.namespace must not"),
     (
+        "trialTemplate.spec.template.spec.containers.0.resources",
+        {"limits": {"memory": "lots"}},
+        "spec.trialTemplate",
+        "spec.template.spec.containers[0].resources.limits.memory: 'lots' is not a Kubernetes quantity",
+    ),
+    (
         "trialTemplate.metadata",
         {"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"}]},
         "spec.trialTemplate",

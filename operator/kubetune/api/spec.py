@@ -362,6 +362,11 @@ class TrialTemplate(Model):
         for i, container in enumerate(containers):
             if not isinstance(container, dict) or not isinstance(container.get("name"), str):
                 raise ValueError(f"spec.template.spec.containers[{i}] needs a name")
+        bad = _bad_quantities(self.spec)
+        if bad:
+            raise ValueError(
+                f"{bad[0][0]}: {bad[0][1]!r} is not a Kubernetes quantity (a number with an optional suffix: 500m, 2Gi, 1e3)"
+            )
         pod_metadata = self.spec.get("template", {}).get("metadata")
         for where, metadata in (("metadata", self.metadata), ("spec.template.metadata", pod_metadata)):
             if not isinstance(metadata, dict):
@@ -373,6 +378,31 @@ class TrialTemplate(Model):
             if "ownerReferences" in metadata:
                 raise ValueError(f"{where}.ownerReferences must not be set: the tuning job owns its trials")
         return self
+
+
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+"""The API server's own pattern for resource.Quantity: its refusal does not say which field broke it."""
+
+
+def _bad_quantities(job_spec: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(path, value) of every container resource that the API server would refuse to decode."""
+    pod = job_spec.get("template", {}).get("spec", {})
+    found: list[tuple[str, Any]] = []
+    if not isinstance(pod, dict):
+        return found
+    for kind in ("initContainers", "containers"):
+        containers = pod.get(kind)
+        for i, container in enumerate(containers if isinstance(containers, list) else []):
+            resources = container.get("resources") if isinstance(container, dict) else None
+            for part in ("requests", "limits"):
+                values = resources.get(part) if isinstance(resources, dict) else None
+                for name, value in (values or {}).items() if isinstance(values, dict) else ():
+                    ok = (isinstance(value, int | float) and not isinstance(value, bool)) or (
+                        isinstance(value, str) and QUANTITY.match(value)
+                    )
+                    if not ok:
+                        found.append((f"spec.template.spec.{kind}[{i}].resources.{part}.{name}", value))
+    return found
 
 
 class HyperParameterTuningJobSpec(Model):

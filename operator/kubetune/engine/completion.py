@@ -39,6 +39,10 @@ class Reason(StrEnum):
     MAX_FAILED = "MaxFailedTrainingJobsExceeded"
     ALL_FAILED = "AllTrainingJobsFailed"
     STOPPED_BY_USER = "StoppedByUser"
+    INVALID_TRIAL_TEMPLATE = "InvalidTrialTemplate"
+    """The cluster refused a trial's Job for a reason every trial would meet (the runner says which)."""
+    TRIAL_NAME_TAKEN = "TrialNameTaken"
+    """Both names a trial may have are taken by objects the tuning job does not own."""
 
 
 @dataclass(frozen=True)

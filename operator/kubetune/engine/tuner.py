@@ -48,6 +48,7 @@ class Tuner:
         self._failed = 0
         self._seq = 0
         self._cancelled: str | None = None
+        self._aborted: Completion | None = None
         self._completion: Completion | None = None
         if history is not None:
             self._restore(history)
@@ -59,7 +60,7 @@ class Tuner:
 
     def ask(self, count: int = 1) -> list[Trial]:
         """Up to `count` new trials, within the budget, the parallelism limit and what the strategy has left."""
-        if count < 1 or self._cancelled is not None or self.is_complete:
+        if count < 1 or self._cancelled is not None or self._aborted is not None or self.is_complete:
             return []
         room = self.spec.resource_limits.max_parallel_training_jobs - len(self._running)
         if self._budget is not None:
@@ -107,6 +108,13 @@ class Tuner:
         """Stop the whole tuning job: no new trials; it ends as Stopped once the runner stopped the running ones."""
         if self._cancelled is None:
             self._cancelled = reason
+
+    def abort(self, reason: Reason, message: str) -> None:
+        """End the whole tuning job as Failed, for a cause no further trial can get past (an invalid
+        trial template, an objective no trial reports); it ends once the runner stopped the running ones."""
+        if self._aborted is None and self._cancelled is None:
+            self._aborted = Completion(Outcome.FAILED, reason, message)
+            self._completion = None
 
     @property
     def running(self) -> list[Trial]:
@@ -164,9 +172,12 @@ class Tuner:
 
     def history(self) -> dict[str, Any]:
         """A JSON-serialisable record of every trial and report: enough to continue exactly."""
-        return make_history(
+        history = make_history(
             self.seed, self.started_at, [_record_to_json(r) for r in self._trials.values()], self._cancelled
         )
+        if self._aborted is not None:
+            history["aborted"] = {"reason": self._aborted.reason.value, "message": self._aborted.message}
+        return history
 
     def trial_document(self, trial_id: str) -> dict[str, Any]:
         """One trial's part of history(), for runners that store each trial apart (the operator, on its Job)."""
@@ -250,10 +261,10 @@ class Tuner:
         self._completion = None
 
     def _check_completion(self) -> Completion | None:
-        if self._cancelled is not None:
+        if self._cancelled is not None or self._aborted is not None:
             if self._running:
                 return None
-            return Completion(Outcome.STOPPED, Reason.STOPPED_BY_USER, self._cancelled)
+            return self._aborted or Completion(Outcome.STOPPED, Reason.STOPPED_BY_USER, str(self._cancelled))
         size = self._strategy.size()
         progress = Progress(
             asked=len(self._trials),
@@ -299,6 +310,9 @@ class Tuner:
                     self._end(record, TrialStatus(payload["status"]), value, payload.get("reason", ""), seq)
         if history.get("cancelled"):
             self._cancelled = str(history["cancelled"])
+        aborted = history.get("aborted")
+        if isinstance(aborted, Mapping):
+            self._aborted = Completion(Outcome.FAILED, Reason(aborted["reason"]), str(aborted.get("message", "")))
 
 
 def make_history(

@@ -61,8 +61,10 @@ class KubeError(Exception):
         return self.status == 409
 
     @property
-    def invalid(self) -> bool:
-        return self.status == 422
+    def transient(self) -> bool:
+        """A refusal that time may lift: no answer, throttling, the server's own trouble, an exceeded quota."""
+        quota = self.status == 403 and "quota" in self.message  # exceeded, or its usage not yet counted
+        return self.status in (0, 429) or self.status >= 500 or quota
 
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -142,9 +144,12 @@ class Kube:
         except (HTTPError, OSError) as exc:
             raise KubeError(0, UNREACHABLE, f"{type(exc).__name__}: {exc}"[:500]) from None
 
-    async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    async def create_job(self, manifest: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """Create a trial's Job. Strict field validation: an unknown or duplicate field in the
+        template is an error, never silently dropped; `dry_run` checks without creating."""
         namespace = manifest["metadata"]["namespace"]
-        return dict(await self._call("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", manifest))
+        query = [("fieldValidation", "Strict")] + ([("dryRun", "All")] if dry_run else [])
+        return dict(await self._call("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", manifest, query=query))
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any]:
         """One Job as it is now: to tell whose a name that is already taken is."""

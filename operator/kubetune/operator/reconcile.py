@@ -21,6 +21,7 @@ from typing import Any
 from kubetune.api.spec import HyperParameterTuningJobSpec, parse_spec
 from kubetune.api.status import HyperParameterTuningJobStatus, TuningJobStatus
 from kubetune.engine import Trial, TrialStatus, Tuner
+from kubetune.engine.completion import Reason
 from kubetune.errors import SpecError
 from kubetune.logs import decision
 from kubetune.operator.kube import Kube, KubeError
@@ -33,6 +34,7 @@ from kubetune.operator.metrics import (
 )
 from kubetune.operator.names import (
     LEGACY_FINALIZER,
+    MAX_NAME,
     METRICS_ANNOTATION,
     SIDECAR_NAME,
     TRIAL_RECORD_ANNOTATION,
@@ -54,6 +56,7 @@ PodsOf = Callable[[str, str, str], Sequence[Mapping[str, Any]]]
 
 TERMINAL = {TuningJobStatus.COMPLETED, TuningJobStatus.FAILED, TuningJobStatus.STOPPED}
 STOPPED_BY_USER = "the tuning job was stopped (spec.stopped is true)"
+MAX_CREATE_BACKOFF_SECONDS = 60.0
 
 
 @dataclass
@@ -97,6 +100,10 @@ class TuningJobRun:
         """Trials asked for whose Job creation was refused; retried before asking for more."""
         self.blocked: str | None = None
         """Why the last Job creation was refused (quota, admission), until one succeeds."""
+        self.refusals = 0
+        """Job creations refused in a row for a passing cause (quota, throttling, API server down)."""
+        self.create_after = 0.0
+        """No Job creation before this (monotonic): the backoff after such a refusal."""
         self.name_conflict: str | None = None
         """The last trial name found taken by a Job this tuning job does not own (TrialNameConflict)."""
         self.announced_capture = False
@@ -302,6 +309,8 @@ class TuningJobRun:
         self.trials.pop(trial.id, None)
 
     async def _start_trials(self) -> None:
+        if time.monotonic() < self.create_after:
+            return  # the last creation was refused for a passing cause: back off
         free = self.spec.resource_limits.max_parallel_training_jobs - len(self.tuner.running)
         # A trial asked for but not yet created (its creation was refused) is retried first.
         for trial in [t for t in self.tuner.running if t.id in self.uncreated]:
@@ -353,8 +362,7 @@ class TuningJobRun:
         self.uncreated.discard(trial.id)
         job_uid = str((created.get("metadata") or {}).get("uid") or "")
         self.trials[trial.id] = TrialRuntime(name, time.monotonic(), job_uid=job_uid, written_at=time.monotonic())
-        if self.blocked:
-            self.blocked = None
+        self.blocked, self.refusals = None, 0
         self.deps.metrics.trials_started.inc(self.namespace, self.name)
         decision(
             log,
@@ -397,23 +405,27 @@ class TuningJobRun:
         self.name_conflict = message
         self.uncreated.discard(trial.id)
         self.tuner.fail(trial.id, message)
-        self.tuner.cancel(message)
+        self.tuner.abort(Reason.TRIAL_NAME_TAKEN, message)
         decision(log, "trial.name_taken", logging.ERROR, tuning_job=self.name, namespace=self.namespace, reason=message)
         await self._event("Warning", "TrialNameTaken", message)
 
     async def _creation_refused(self, trial: Trial, name: str, exc: KubeError) -> None:
+        """A quota, a throttle or an unavailable API server is waited out, with backoff; any other
+        refusal is the template's (every trial would meet it), so the tuning job fails at once."""
         message = f"cannot create Job {name}: {exc}"
-        if exc.invalid:
-            # The template itself is wrong: every trial would fail the same way.
+        if not exc.transient:
             self.uncreated.discard(trial.id)
             self.tuner.fail(trial.id, message)
-            self.tuner.cancel(message)
-            self.blocked = message
+            self.tuner.abort(Reason.INVALID_TRIAL_TEMPLATE, message)
+            self.blocked = None
             decision(
                 log, "trial.invalid", logging.ERROR, tuning_job=self.name, namespace=self.namespace, reason=message
             )
             await self._event("Warning", "InvalidTrialTemplate", message)
             return
+        self.refusals += 1
+        backoff = self.deps.settings.scrape.interval_seconds * 2 ** min(self.refusals, 6)
+        self.create_after = time.monotonic() + min(backoff, MAX_CREATE_BACKOFF_SECONDS)
         if self.blocked != message:
             self.blocked = message
             decision(
@@ -449,6 +461,12 @@ class TuningJobRun:
             if not (exc.not_found or exc.conflict):  # deleted, or replaced by a Job that is not ours
                 raise
 
+    def _job_names(self) -> Callable[[int], str]:
+        """Trial number -> its Job's name, which is not always the usual one (a taken name)."""
+        names = {trial_number(j): str(j["metadata"]["name"]) for j in self.owned_jobs()}
+        names.update({t.number: r.job_name for t in self.tuner.running if (r := self.trials.get(t.id))})
+        return lambda number: names.get(number) or trial_job_name(self.name, number)
+
     def _runtime_of(self, trial: Trial) -> TrialRuntime:
         """A runtime for a trial not seen this round, from its owned Job if there is one."""
         for job in self.owned_jobs():
@@ -465,7 +483,8 @@ class TuningJobRun:
 
     async def _report_status(self, generation: int | None, stopping: bool) -> None:
         completion_before = self.status.completion_reason
-        status = tuner_status(self.tuner, self.name, self.status, generation, stopping)
+        names = self._job_names()
+        status = tuner_status(self.tuner, names, self.status, generation, stopping)
         if self.name_conflict:
             status = status.model_copy(
                 update={
@@ -501,7 +520,7 @@ class TuningJobRun:
         if completion is not None and completion_before is None:
             best = self.tuner.best
             best_text = (
-                f"; best trial {trial_job_name(self.name, best.number)} with {self.spec.objective.metric_name}={best.value:g}"
+                f"; best trial {names(best.number)} with {self.spec.objective.metric_name}={best.value:g}"
                 if best
                 else ""
             )
@@ -705,6 +724,8 @@ class Controller:
                 self.deps.jobs_of(owner["namespace"], owner["name"], owner["uid"]), seed, started, owner["name"]
             )
             tuner = Tuner(spec, history=history)
+            if not tuner.trials:
+                await self._check_template(owner, spec, history)
         except SpecError as exc:
             await self._reject(owner, status, exc, generation)
             return None
@@ -738,6 +759,35 @@ class Controller:
                 "Normal", "TuningJobStarted", f"{spec.strategy.value} search, budget {tuner.budget} trials, seed {seed}"
             )
         return run
+
+    async def _check_template(
+        self, owner: dict[str, Any], spec: HyperParameterTuningJobSpec, history: dict[str, Any]
+    ) -> None:
+        """Before any trial runs, the API server dry-runs the first trial's Job with strict field validation.
+
+        The template has no schema of its own in the CRD, so only the API server can
+        say that `comand` is a typo or `backoffLimit: lots` is not a number; asking it
+        now turns that into Valid=False on the spec instead of a run that fails later.
+        A refusal that time may lift (quota, throttling, the server down) is not the
+        spec's fault: an exceeded quota lets the job start (it waits at creation), the
+        others retry the round.
+        """
+        probe = Tuner(spec, history=history)  # a copy: asking it spends nothing of the real one
+        trial = probe.ask(1)[0]
+        record = compact_record(probe.trial_document(trial.id))
+        manifest = build_trial_job(spec, owner, trial, record, self.deps.settings.sidecar).manifest
+        name = manifest["metadata"].pop("name")
+        manifest["metadata"]["generateName"] = f"{name[: MAX_NAME - 6]}-"  # never collides with anything
+        try:
+            await self.deps.kube.create_job(manifest, dry_run=True)
+        except (ValueError, TypeError) as exc:
+            raise SpecError("spec.trialTemplate", f"the trial Job cannot be encoded: {exc}") from None
+        except KubeError as exc:
+            if exc.transient:
+                if exc.status == 403:
+                    return  # an exceeded quota: the template is fine as far as can be told now
+                raise
+            raise SpecError("spec.trialTemplate", f"the API server refuses the trial Job: {exc.message}") from None
 
     async def _reject(
         self, owner: dict[str, Any], status: HyperParameterTuningJobStatus, exc: SpecError, generation: int | None

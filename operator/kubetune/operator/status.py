@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from kubetune.api.status import (
@@ -16,7 +17,6 @@ from kubetune.api.status import (
 )
 from kubetune.engine import TrialStatus, Tuner
 from kubetune.engine.completion import Outcome
-from kubetune.operator.names import trial_job_name
 
 
 def now_rfc3339() -> str:
@@ -57,7 +57,7 @@ def set_condition(
 
 def tuner_status(
     tuner: Tuner,
-    name: str,
+    job_name: Callable[[int], str],
     previous: HyperParameterTuningJobStatus,
     generation: int | None,
     stopping: bool,
@@ -67,7 +67,7 @@ def tuner_status(
     ended = len(tuner.trials) - counts[TrialStatus.RUNNING]
     board = [
         TrialSummary(
-            name=trial_job_name(name, r.number),
+            name=job_name(r.number),
             tuned_hyper_parameters=dict(r.tuned),
             final_objective_value=r.value,
             status=r.status.value,

@@ -194,16 +194,110 @@ def test_failing_trials_count_and_fail_the_job(cluster: Any, namespace: str, ope
     assert "TrialFailed" in events and "exited with code 3" in events
 
 
-def test_uncreatable_trial_job_is_reported(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
-    resource = example("random.yaml")
-    resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"] = "Not_A_DNS_Label"
-    resource["spec"]["primaryContainerName"] = "Not_A_DNS_Label"
-    apply(cluster, namespace, resource)
-    status = wait_for_end(cluster, namespace, "digits-random", operator, timeout=60)
-    assert status["hyperParameterTuningJobStatus"] == "Stopped"
-    blocked = next(c for c in status["conditions"] if c["type"] == "TrialsBlocked")
-    assert blocked["status"] == "True" and "Not_A_DNS_Label" in blocked["message"]
+TEMPLATE_MISTAKES = {
+    # tuning job: ((in the primary container or the Job spec, field, wrong value), what the message must name)
+    "typo": (("container", "comand", ["python", "x.py"]), "comand"),
+    "not-a-number": (("job", "backoffLimit", "lots"), "backoffLimit"),
+    "bad-quantity": (("container", "resources", {"limits": {"memory": "lots"}}), "limits.memory: 'lots' is not"),
+    "bad-name": (("container", "name", "Not_A_DNS_Label"), "Not_A_DNS_Label"),
+}
+
+
+def test_template_mistakes_are_found_before_any_trial_runs(
+    cluster: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    for name, ((where, key, value), _) in TEMPLATE_MISTAKES.items():
+        resource = example("random.yaml")
+        resource["metadata"]["name"] = name
+        job_spec = resource["spec"]["trialTemplate"]["spec"]
+        (job_spec["template"]["spec"]["containers"][0] if where == "container" else job_spec)[key] = value
+        if key == "name":
+            resource["spec"]["primaryContainerName"] = value
+        apply(cluster, namespace, resource)
+    for name, (_, named) in TEMPLATE_MISTAKES.items():
+        reason = wait_until(
+            lambda n=name: status_of(cluster, namespace, n).get("failureReason"), 60, f"{name} rejected", operator
+        )
+        assert reason.startswith("spec.trialTemplate: ") and named in reason, reason
+        valid = next(c for c in status_of(cluster, namespace, name)["conditions"] if c["type"] == "Valid")
+        assert valid["status"] == "False" and valid["reason"] == "InvalidSpec"
+        assert not trial_jobs(cluster, namespace, name)
+    events = cluster.kubectl("-n", namespace, "get", "events", "--field-selector", "involvedObject.name=typo").stdout
+    assert "InvalidSpec" in events and "comand" in events
+
+
+def _deny_trial(cluster: Any, namespace: str, number: int) -> str:
+    """An admission policy that refuses the Job of trial `number` in this namespace; returns its name."""
+    name = f"deny-trial-{namespace}"[:63]
+    expression = f"object.metadata.?labels[?'kubetune.io/trial'].orValue('') != '{number}'"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [
+                {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["jobs"]}
+            ]},
+            "validations": [{"expression": expression, "message": f"trial {number} is not allowed here"}],
+        },
+    }  # fmt: skip
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+    }  # fmt: skip
+    for resource in (policy, binding):
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(resource))
+    probe = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "probe", "labels": {"kubetune.io/trial": str(number)}},
+             "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}}  # fmt: skip
+
+    def in_force() -> bool:
+        result = cluster.kubectl("-n", namespace, "create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False)
+        return result.returncode != 0 and "not allowed here" in result.stderr
+
+    wait_until(in_force, 30, "the admission policy to be in force")
+    return name
+
+
+def test_a_refused_trial_job_fails_the_job_at_once(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    """A refusal only the real creation meets (an admission policy on trial 3) is the template's: Failed, at once."""
+    policy = _deny_trial(cluster, namespace, 3)
+    try:
+        resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 5, "maxParallelTrainingJobs": 1})
+        apply(cluster, namespace, resource)
+        status = wait_for_end(cluster, namespace, "digits-random", operator)
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, check=False)
+    assert status["hyperParameterTuningJobStatus"] == "Failed", status
+    assert status["completionReason"] == "InvalidTrialTemplate"
+    assert "cannot create Job digits-random-0003" in status["failureReason"]
+    assert "trial 3 is not allowed here" in status["failureReason"]
+    assert len(trial_jobs(cluster, namespace, "digits-random")) == 2
     events = cluster.kubectl(
         "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=digits-random"
     ).stdout
-    assert "InvalidTrialTemplate" in events
+    assert "InvalidTrialTemplate" in events and "StoppedByUser" not in json.dumps(status)
+
+
+def test_a_full_quota_blocks_trials_until_it_frees(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "jobs"},
+             "spec": {"hard": {"count/jobs.batch": "1"}}}  # fmt: skip
+    apply(cluster, namespace, quota)
+    wait_until(lambda: get(cluster, namespace, "resourcequota", "jobs").get("status", {}).get("used"), 30, "quota usage")
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 2, "maxParallelTrainingJobs": 2})
+    apply(cluster, namespace, resource)
+
+    def blocked() -> dict[str, Any] | None:
+        conditions = status_of(cluster, namespace, "digits-random").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "TrialsBlocked" and c["status"] == "True"), None)
+
+    condition = wait_until(blocked, 60, "TrialsBlocked", operator)
+    assert "exceeded quota" in condition["message"] and "digits-random-0002" in condition["message"]
+    assert status_of(cluster, namespace, "digits-random")["hyperParameterTuningJobStatus"] == "InProgress"
+    quota["spec"]["hard"]["count/jobs.batch"] = "2"
+    apply(cluster, namespace, quota)
+    status = wait_for_end(cluster, namespace, "digits-random", operator, timeout=180)
+    assert status["hyperParameterTuningJobStatus"] == "Completed", status
+    assert status["trainingJobStatusCounters"]["completed"] == 2
+    unblocked = next(c for c in status["conditions"] if c["type"] == "TrialsBlocked")
+    assert unblocked["status"] == "False"
