@@ -124,3 +124,37 @@ def test_history_from_jobs_restores_the_tuner_and_fills_gaps() -> None:
     assert restored.record("2").reason == "its Job was deleted"
     assert restored.best is not None and restored.best.value == 0.4
     assert [t.tuned for t in restored.ask(1)] == [t.tuned for t in Tuner(spec, history=history).ask(1)]
+
+
+def _job_of(job_spec: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    spec = parse_spec(make_spec(trialTemplate={"spec": job_spec}, **changes))
+    [trial] = Tuner(spec).ask(1)
+    return build_trial_job(spec, OWNER, trial, {}, SidecarConfig(image="kt:1")).manifest
+
+
+def test_disruptions_are_ignored_and_the_codes_own_failure_is_final() -> None:
+    job = _job_of({"template": {"spec": {"containers": [{"name": "train", "image": "t:1"}]}}})
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "FailJob", "onExitCodes": {"containerName": "train", "operator": "NotIn", "values": [0]}},
+    ]
+    primary = job["spec"]["template"]["spec"]["containers"][0]
+    assert primary["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_retry_strategy_sets_the_retries_and_the_template_keeps_its_own_policy() -> None:
+    containers = [{"name": "train", "image": "t:1", "terminationMessagePolicy": "File"}]
+    job = _job_of({"template": {"spec": {"containers": containers}}}, retryStrategy={"maximumRetryAttempts": 3})
+    assert job["spec"]["backoffLimit"] == 3
+    assert job["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] == "File"
+    own = {"rules": [{"action": "Count", "onExitCodes": {"operator": "In", "values": [42]}}]}
+    job = _job_of({"backoffLimit": 2, "podFailurePolicy": own, "template": {"spec": {"containers": containers}}})
+    assert job["spec"]["podFailurePolicy"] == own and job["spec"]["backoffLimit"] == 2
+    job = _job_of({"template": {"spec": {"restartPolicy": "OnFailure", "containers": containers}}})
+    assert "podFailurePolicy" not in job["spec"]  # the API server allows a policy with restartPolicy Never only
+    backoff = _job_of({"backoffLimit": 4, "template": {"spec": {"containers": containers}}})
+    assert backoff["spec"]["backoffLimit"] == 4  # the template's retries of any failure stand, disruptions aside
+    assert backoff["spec"]["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    ]

@@ -94,6 +94,21 @@ class Objective(Model):
     type: ObjectiveType = Field(description="Whether to minimize or maximize the objective metric.")
 
 
+class RetryStrategy(Model):
+    """Retries of a trial whose pod failed for a cause other than its training code.
+
+    A non-zero exit of the primary container is the code's own failure and is never
+    retried; evictions, preemptions and lost nodes are not failures at all and are
+    always run again, without counting here (the trial Job's podFailurePolicy).
+    """
+
+    maximum_retry_attempts: int = Field(
+        ge=1,
+        le=30,
+        description="Times a trial is run again after a failure that is not its code's own (1-30).",
+    )
+
+
 class ResourceLimits(Model):
     """How much the tuning job may spend."""
 
@@ -441,6 +456,10 @@ class HyperParameterTuningJobSpec(Model):
     primary_container_name: str | None = Field(
         default=None,
         description="The training container's name, when the pod has several. Default: the first container.",
+    )
+    retry_strategy: RetryStrategy | None = Field(
+        default=None,
+        description="How often a trial is run again after a failure that is not its training code's own (SageMaker's RetryStrategy).",
     )
     stopped: bool = Field(
         default=False, description="Set to true to stop the running trials and end the tuning job as Stopped."

@@ -30,8 +30,13 @@ class TrainingJobStatusCounters(Model):
 
     completed: int = Field(default=0, description="Trials that ran to the end.")
     in_progress: int = Field(default=0, description="Trials running now.")
-    retryable_error: int = Field(default=0, description="Trials that failed in a way a retry could fix (not used yet).")
-    non_retryable_error: int = Field(default=0, description="Trials that failed.")
+    retryable_error: int = Field(
+        default=0,
+        description="Trial pods that failed for a cause other than the training code (evicted, preempted, node lost, retried) and ran again.",
+    )
+    non_retryable_error: int = Field(
+        default=0, description="Trials that failed (the training code's own failure, or retries spent)."
+    )
     stopped: int = Field(default=0, description="Trials stopped early (Hyperband, early stopping, or by the user).")
 
 

@@ -41,7 +41,7 @@ from kubetune.operator.names import (
     trial_job_name,
 )
 from kubetune.operator.ownership import controlled_by
-from kubetune.operator.records import compact_record, history_from_jobs, trial_number
+from kubetune.operator.records import compact_record, history_from_jobs, read_record, trial_number
 from kubetune.operator.scrape import Scraper, SeriesChunk
 from kubetune.operator.settings import OperatorSettings
 from kubetune.operator.status import now_rfc3339, parse_rfc3339, rfc3339, set_condition, status_from_wire, tuner_status
@@ -57,6 +57,9 @@ PodsOf = Callable[[str, str, str], Sequence[Mapping[str, Any]]]
 TERMINAL = {TuningJobStatus.COMPLETED, TuningJobStatus.FAILED, TuningJobStatus.STOPPED}
 STOPPED_BY_USER = "the tuning job was stopped (spec.stopped is true)"
 MAX_CREATE_BACKOFF_SECONDS = 60.0
+MAX_ATTEMPTS_KEPT = 5
+"""Earlier attempts whose series a trial's record keeps (the newest): the annotation must stay small."""
+MAX_ATTEMPT_POINTS = 200
 
 
 @dataclass
@@ -69,7 +72,14 @@ class TrialRuntime:
     """The Job's UID: every write to it is conditional on it (ownership.py)."""
     pod_uid: str | None = None
     consumed: int = 0
-    """Objective points of the current pod already passed to the Tuner."""
+    """Objective points of the current pod already read from its sidecar."""
+    pod_name: str = ""
+    pod_seen: Mapping[str, Any] | None = None
+    """The current pod as last seen: why it ended is read from it once it is gone."""
+    attempt: list[tuple[float, float]] = field(default_factory=list)
+    """The current pod's own series: each pod of a trial runs the training from the start."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Earlier pods of this trial (evicted, preempted, retried): their names, why they ended, their series."""
     written_at: float = 0.0
     dirty: bool = False
     ended_at: float | None = None
@@ -100,6 +110,8 @@ class TuningJobRun:
         """Trials asked for whose Job creation was refused; retried before asking for more."""
         self.blocked: str | None = None
         """Why the last Job creation was refused (quota, admission), until one succeeds."""
+        self.retryable_errors = _attempts_before(self.owned_jobs())
+        """Trial pods replaced by another attempt (trainingJobStatusCounters.retryableError)."""
         self.refusals = 0
         """Job creations refused in a row for a passing cause (quota, throttling, API server down)."""
         self.create_after = 0.0
@@ -168,19 +180,23 @@ class TuningJobRun:
                 known = by_number.get(trial.number)
                 name = known["metadata"]["name"] if known else trial_job_name(self.name, trial.number)
                 runtime = self.trials[trial.id] = TrialRuntime(name, now)
-                runtime.consumed = len(self.tuner.record(trial.id).reports)
+                runtime.attempts = list(((read_record(known) if known else None) or {}).get("attempts") or [])
             job = jobs.get(runtime.job_name)
             if job is None:
                 if now - runtime.created_at > self.deps.settings.job_visible_grace_seconds:
                     await self._end(trial, runtime, TrialStatus.FAILED, None, "its Job was deleted")
                 continue
             runtime.job_uid = str(job["metadata"]["uid"])
-            pod = _newest(self.deps.pods_of(self.namespace, runtime.job_name, runtime.job_uid))
+            pods = self.deps.pods_of(self.namespace, runtime.job_name, runtime.job_uid)
+            pod = _newest(pods)
             uid = pod["metadata"].get("uid") if pod is not None else None
             if uid is not None and uid != runtime.pod_uid:
-                if runtime.pod_uid is not None:  # the Job retried: a new pod, a new series
-                    runtime.consumed = 0
-                runtime.pod_uid = uid
+                if runtime.pod_uid is not None:  # the Job ran the trial again: a new pod, a new series
+                    earlier = next((p for p in pods if p["metadata"].get("uid") == runtime.pod_uid), runtime.pod_seen)
+                    await self._retried(trial, runtime, earlier)
+                runtime.pod_uid, runtime.pod_name = uid, str(pod["metadata"].get("name", "")) if pod else ""
+            if pod is not None:
+                runtime.pod_seen = pod
             outcome = _trial_outcome(job, pod)
             if outcome is not None:
                 await self._finish(trial, runtime, job, pod, outcome, now)
@@ -194,12 +210,42 @@ class TuningJobRun:
             if isinstance(result, SeriesChunk):
                 await self._feed(trial, runtime, result.points)
 
+    async def _retried(self, trial: Trial, runtime: TrialRuntime, earlier: Mapping[str, Any] | None) -> None:
+        """The trial's pod was replaced (a disruption, or a retry allowed by retryStrategy): a new attempt.
+
+        The earlier attempt's series is kept apart in the record; the Tuner keeps one
+        series, to which the new attempt adds only the steps beyond what it has seen.
+        """
+        why = _attempt_end(earlier)
+        runtime.attempts = [
+            *runtime.attempts,
+            {"pod": runtime.pod_name, "reason": why, "series": [list(p) for p in _thinned(runtime.attempt)]},
+        ][-MAX_ATTEMPTS_KEPT:]
+        runtime.attempt, runtime.consumed, runtime.dirty = [], 0, True
+        self.retryable_errors += 1
+        decision(
+            log,
+            "trial.retried",
+            tuning_job=self.name,
+            namespace=self.namespace,
+            trial=runtime.job_name,
+            pod=runtime.pod_name,
+            reason=why,
+        )
+        await self._event(
+            "Normal", "TrialRetried", f"trial {runtime.job_name} runs again: pod {runtime.pod_name} ended: {why}"
+        )
+
     async def _feed(self, trial: Trial, runtime: TrialRuntime, points: Sequence[tuple[float, float]]) -> None:
         for step, value in points:
             runtime.consumed += 1
             runtime.dirty = True
-            if self.tuner.record(trial.id).status is not TrialStatus.RUNNING:
+            runtime.attempt.append((step, value))
+            record = self.tuner.record(trial.id)
+            if record.status is not TrialStatus.RUNNING:
                 return
+            if record.reports and step <= record.reports[-1][1]:
+                continue  # an attempt after a disruption repeats what an earlier one reported
             if self.tuner.report(trial.id, step, value):
                 record = self.tuner.record(trial.id)
                 await self._stop(trial, record.reason or "stopped by the strategy", by_tuner=True)
@@ -437,6 +483,8 @@ class TuningJobRun:
 
     def _annotations(self, trial_id: str, runtime: TrialRuntime) -> dict[str, str]:
         record = compact_record(self.tuner.trial_document(trial_id))
+        if runtime.attempts:
+            record["attempts"] = runtime.attempts
         annotations = {TRIAL_RECORD_ANNOTATION: json.dumps(record, separators=(",", ":"))}
         if runtime.metrics:
             last = {k: v.get("last") for k, v in runtime.metrics.items() if isinstance(v, dict)}
@@ -484,7 +532,7 @@ class TuningJobRun:
     async def _report_status(self, generation: int | None, stopping: bool) -> None:
         completion_before = self.status.completion_reason
         names = self._job_names()
-        status = tuner_status(self.tuner, names, self.status, generation, stopping)
+        status = tuner_status(self.tuner, names, self.status, generation, stopping, self.retryable_errors)
         if self.name_conflict:
             status = status.model_copy(
                 update={
@@ -908,6 +956,33 @@ def _failure_reason(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperP
                 )
             return f"{job_reason}; {detail}" if job_reason else detail
     return job_reason or "the Job failed"
+
+
+def _attempts_before(jobs: Sequence[Mapping[str, Any]]) -> int:
+    """Earlier attempts recorded on the trial Jobs, for the counter a restarted operator continues."""
+    return sum(len((read_record(job) or {}).get("attempts") or []) for job in jobs)
+
+
+def _attempt_end(pod: Mapping[str, Any] | None) -> str:
+    """Why a trial's pod was replaced, in the cluster's words: its DisruptionTarget, else how it failed."""
+    status = (pod or {}).get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+            return f"{condition.get('reason', 'DisruptionTarget')}: {condition.get('message', '')}".rstrip(": ")
+    if not pod:
+        return "its pod is gone"
+    if status.get("reason") or status.get("message"):
+        return f"{status.get('reason', 'Failed')}: {status.get('message', '')}".rstrip(": ")
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return "its pod was deleted"
+    return f"its pod ended in phase {status.get('phase', 'unknown')}"
+
+
+def _thinned(points: Sequence[tuple[float, float]]) -> Sequence[tuple[float, float]]:
+    if len(points) <= MAX_ATTEMPT_POINTS:
+        return points
+    stride = len(points) / MAX_ATTEMPT_POINTS
+    return [points[int(i * stride)] for i in range(MAX_ATTEMPT_POINTS - 1)] + [points[-1]]
 
 
 def _described(job: Mapping[str, Any]) -> str:

@@ -61,7 +61,9 @@ def tuner_status(
     previous: HyperParameterTuningJobStatus,
     generation: int | None,
     stopping: bool,
+    retryable_errors: int = 0,
 ) -> HyperParameterTuningJobStatus:
+    """`retryable_errors`: trial pods that a disruption or a retry replaced; they spent no budget."""
     counts = tuner.counts()
     with_value = sum(1 for r in tuner.trials if r.value is not None)
     ended = len(tuner.trials) - counts[TrialStatus.RUNNING]
@@ -104,6 +106,7 @@ def tuner_status(
             "training_job_status_counters": TrainingJobStatusCounters(
                 completed=counts[TrialStatus.COMPLETED],
                 in_progress=counts[TrialStatus.RUNNING],
+                retryable_error=retryable_errors,
                 non_retryable_error=counts[TrialStatus.FAILED],
                 stopped=counts[TrialStatus.STOPPED],
             ),

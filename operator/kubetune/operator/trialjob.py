@@ -108,6 +108,7 @@ def build_trial_job(
     pod_meta["labels"] = {**pod_meta.get("labels", {}), **ours}
     pod = pod_template.setdefault("spec", {})
     pod.setdefault("restartPolicy", "Never")
+    _set_failure_policy(spec, job_spec, pod)
     pod["volumes"] = [*pod.get("volumes", []), {"name": SHARED_VOLUME, "emptyDir": {}}]
     identity = TrialIdentity(tuning_job, name, trial.number, f"{SHARED_DIR}/{METRICS_FILE}")
     captured = _prepare_primary(spec, pod, trial, identity)
@@ -136,6 +137,29 @@ def build_trial_job(
     return TrialJob(manifest, captured)
 
 
+def _set_failure_policy(spec: HyperParameterTuningJobSpec, job_spec: dict[str, Any], pod: dict[str, Any]) -> None:
+    """Which pod failures count, unless the template says so itself.
+
+    An evicted, preempted or node-lost pod carries the DisruptionTarget condition:
+    it is ignored (not counted against backoffLimit) and the Job runs the trial
+    again. A non-zero exit of the primary container is the training code's own
+    failure and fails the Job at once. Any other failure is retried up to
+    retryStrategy.maximumRetryAttempts times (default none), as in SageMaker. A
+    template with its own podFailurePolicy or backoffLimit keeps it; a policy needs
+    restartPolicy Never, so one with OnFailure gets none.
+    """
+    if "podFailurePolicy" in job_spec or pod.get("restartPolicy") != "Never":
+        return
+    rules: list[dict[str, Any]] = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+    if "backoffLimit" not in job_spec:
+        job_spec["backoffLimit"] = spec.retry_strategy.maximum_retry_attempts if spec.retry_strategy else 0
+        primary = spec.primary_container["name"]
+        rules.append(
+            {"action": "FailJob", "onExitCodes": {"containerName": primary, "operator": "NotIn", "values": [0]}}
+        )
+    job_spec["podFailurePolicy"] = {"rules": rules}
+
+
 def _prepare_primary(
     spec: HyperParameterTuningJobSpec, pod: dict[str, Any], trial: Trial, identity: TrialIdentity
 ) -> bool:
@@ -144,6 +168,8 @@ def _prepare_primary(
     ours = [{"name": k, "value": v} for k, v in trial_environment(trial.hyperparameters, identity).items()]
     ours.append({"name": "KUBETUNE_DIR", "value": SHARED_DIR})
     container["env"] = [*ours, *container.get("env", [])]
+    # A failed trial's event and record then carry the last lines of its output, as `kubetune run` shows them.
+    container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     container["volumeMounts"] = [*container.get("volumeMounts", []), {"name": SHARED_VOLUME, "mountPath": SHARED_DIR}]
     if not spec.metric_definitions:
         return True  # report() and the metrics file need no capture
