@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "kubetune"
 OUTPUT = ROOT / "manifests" / "install.yaml"
 NAMESPACE = "kubetune-system"
-KUBE_VERSION = "1.34.0"  # only for helm's own check of the chart's kubeVersion (>= 1.29)
+KUBE_VERSION = "1.34.0"  # only for helm's own check of the chart's kubeVersion (>= 1.30)
 
 HEADER = f"""\
 # kubetune, installed without Helm: `kubectl apply --server-side -f manifests/install.yaml`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -17,6 +18,8 @@ CHART = ROOT / "charts" / "kubetune"
 sys.path.insert(0, str(ROOT / "charts"))
 
 import render_install  # noqa: E402
+
+from kubetune.api import resource  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -147,41 +150,178 @@ def _rules(doc: dict[str, Any]) -> set[tuple[str, str, str, str]]:
 
 NAMESPACED = {
     *{("kubetune.io", "hyperparametertuningjobs", v, "") for v in ("get", "list", "watch", "patch")},
-    *{("kubetune.io", "hyperparametertuningjobs/status", v, "") for v in ("get", "patch")},
+    ("kubetune.io", "hyperparametertuningjobs/status", "patch", ""),
     *{("batch", "jobs", v, "") for v in ("get", "list", "watch", "create", "patch")},
-    *{("", "pods", v, "") for v in ("get", "list", "watch", "delete", "deletecollection")},
-    *{(g, "events", v, "") for g in ("", "events.k8s.io") for v in ("create", "patch")},
+    *{("", "pods", v, "") for v in ("get", "list", "watch")},
+    ("", "events", "create", ""),
 }
+"""What the README's table lists. Reads (get, list, watch) are kopf's watches of tuning jobs, Jobs and pods;
+every write is one of Kube's calls in kube.py, which the next test reads off the source."""
 CRDS = {("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")}
 LEASE = {
     ("coordination.k8s.io", "leases", "create", ""),
     ("coordination.k8s.io", "leases", "get", "kubetune-operator"),
     ("coordination.k8s.io", "leases", "update", "kubetune-operator"),
 }
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+KUBE_PY = ROOT / "operator" / "kubetune" / "operator" / "kube.py"
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "GET": "get"}
+
+
+def _path_text(node: ast.expr, assigned: dict[str, ast.expr]) -> str:
+    """An f-string path with each placeholder kept as {NAME} (resource constants substituted), or a literal."""
+    if isinstance(node, ast.Name) and node.id in assigned:
+        return _path_text(assigned[node.id], assigned)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    assert isinstance(node, ast.JoinedStr), ast.dump(node)
+    names = {"GROUP": resource.GROUP, "VERSION": resource.VERSION, "PLURAL": resource.PLURAL}
+    text = ""
+    for part in node.values:
+        if isinstance(part, ast.Constant):
+            text += str(part.value)
+        else:
+            assert isinstance(part, ast.FormattedValue)
+            source = ast.unparse(part.value)
+            text += names.get(source, "{" + source + "}")
+    return text
+
+
+def _kube_calls() -> set[tuple[str, str, str]]:
+    """(group, resource, verb) of every `self._call(METHOD, path, ...)` in kube.py."""
+    found = set()
+    for function in ast.walk(ast.parse(KUBE_PY.read_text())):
+        if not isinstance(function, ast.AsyncFunctionDef | ast.FunctionDef):
+            continue
+        assigned = {
+            target.id: stmt.value
+            for stmt in ast.walk(function)
+            if isinstance(stmt, ast.Assign)
+            for target in stmt.targets
+            if isinstance(target, ast.Name)
+        }
+        for call in ast.walk(function):
+            if not (isinstance(call, ast.Call) and ast.unparse(call.func) == "self._call" and call.args):
+                continue
+            method = call.args[0]
+            assert isinstance(method, ast.Constant), ast.unparse(call)
+            path = _path_text(call.args[1], assigned).strip("/").split("/")
+            group, rest = ("", path[2:]) if path[0] == "api" else (path[1], path[3:])
+            assert rest[0] == "namespaces", path  # everything the operator writes is namespaced
+            kind, named = rest[2], len(rest) > 3
+            resource_name = kind + ("/" + rest[4] if len(rest) > 4 else "")
+            verb = VERBS[method.value]
+            if not named:
+                verb = {"get": "list", "delete": "deletecollection"}.get(verb, verb)
+            found.add((group, resource_name, verb))
+    return found
+
+
+def test_kube_py_calls_are_what_the_chart_grants() -> None:
+    """Every request in kube.py is granted, and every write the chart grants is one kube.py makes."""
+    calls = _kube_calls()
+    assert calls, "found no self._call in kube.py"
+    granted = {(g, r, v) for g, r, v, _ in NAMESPACED}
+    assert calls <= granted, f"kube.py makes requests the chart does not grant: {sorted(calls - granted)}"
+    granted_writes = {rule for rule in granted if rule[2] in WRITES}
+    written = {call for call in calls if call[2] in WRITES}
+    assert granted_writes == written, f"granted but never written by kube.py: {sorted(granted_writes - written)}"
+
+
+def _operator_cluster_role(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "kubetune-operator")
 
 
 def test_rbac_cluster_wide_is_exactly_what_the_operator_uses(helm: str) -> None:
     """A change here is a change of the README's RBAC list: keep them together."""
     docs = objects(helm)
-    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
-    assert _rules(cluster_role) == NAMESPACED | CRDS
+    assert _rules(_operator_cluster_role(docs)) == NAMESPACED | CRDS
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == "kubetune-operator"
     (lease_role,) = [d for d in docs if d["kind"] == "Role"]
     assert lease_role["metadata"]["namespace"] == "kubetune-system" and _rules(lease_role) == LEASE
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(
-        ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "Service", "Deployment"]
+        [
+            *["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "Service", "Deployment"],
+            *["ClusterRole", "ClusterRole", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"],
+        ]
     )
 
 
 def test_rbac_per_namespace_grants_nothing_cluster_wide(helm: str) -> None:
     docs = objects(helm, "--set", "watchNamespaces={team-a,team-b}")
-    assert not [d for d in docs if d["kind"].startswith("Cluster")], "nothing cluster-scoped: kopf's scanning is off"
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"], "nothing cluster-scoped: kopf's scanning is off"
+    user_roles = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert sorted(r["metadata"]["name"] for r in user_roles) == ["kubetune-edit", "kubetune-view"]
+    assert all(d["roleRef"]["kind"] == "Role" for d in docs if d["kind"] == "RoleBinding"), "the user roles are unbound"
     roles = {
         d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role" and "leader" not in d["metadata"]["name"]
     }
     assert set(roles) == {"team-a", "team-b"} and all(_rules(r) == NAMESPACED for r in roles.values())
     bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["namespace"] in roles]
     assert all(b["subjects"][0]["namespace"] == "kubetune-system" for b in bindings) and len(bindings) == 2
+
+
+def _policy(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    (policy,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    (binding,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    return policy, binding
+
+
+def test_admission_policy_is_on_by_default_and_binds_itself(helm: str) -> None:
+    policy, binding = _policy(objects(helm))
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    (rule,) = spec["matchConstraints"]["resourceRules"]
+    # The resource itself only: the operator's writes to the status subresource are never matched.
+    assert rule["resources"] == ["hyperparametertuningjobs"] and rule["apiGroups"] == ["kubetune.io"]
+    assert rule["operations"] == ["CREATE", "UPDATE"]
+    (condition,) = spec["matchConditions"]
+    assert "'stopped'" in condition["expression"] and "request.operation == 'CREATE'" in condition["expression"]
+    checks = " ".join(v["expression"] for v in spec["validations"])
+    assert "authorizer.group('batch').resource('jobs').namespace(request.namespace).check('create')" in checks
+    messages = " ".join(v.get("message", "") + v.get("messageExpression", "") for v in spec["validations"])
+    for field in ("metadata.namespace", "metadata.ownerReferences"):
+        assert f"spec.trialTemplate.{field} must not be set" in messages
+        assert f"spec.trialTemplate.spec.template.{field} must not be set" in messages
+    assert "a tuning job creates its trials as Jobs" in messages
+
+
+def test_admission_policy_and_user_roles_can_be_turned_off(helm: str) -> None:
+    docs = objects(helm, "--set", "admissionPolicy.enabled=false", "--set", "aggregatedRoles.enabled=false")
+    assert not [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"] == ["kubetune-operator"]
+
+
+def test_user_roles_aggregate_into_admin_edit_and_view(helm: str) -> None:
+    roles = {d["metadata"]["name"]: d for d in objects(helm) if d["kind"] == "ClusterRole"}
+    edit, view = roles["kubetune-edit"], roles["kubetune-view"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}admin": "true",
+        f"{aggregate}edit": "true",
+    }
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}view": "true"
+    }
+    everything = ("create", "update", "patch", "delete", "deletecollection", "get", "list", "watch")
+    assert _rules(edit) == {
+        *{("kubetune.io", "hyperparametertuningjobs", v, "") for v in everything},
+        *{("kubetune.io", "hyperparametertuningjobs/status", v, "") for v in ("get", "list", "watch")},
+    }
+    assert _rules(view) == {
+        ("kubetune.io", r, v, "")
+        for r in ("hyperparametertuningjobs", "hyperparametertuningjobs/status")
+        for v in ("get", "list", "watch")
+    }
+
+
+def test_chart_needs_the_kubernetes_that_has_admission_policies(helm: str) -> None:
+    result = template(helm, "--kube-version", "1.29.9", check=False)
+    assert result.returncode != 0 and "kubeVersion: >=1.30.0-0" in result.stderr, result.stderr
 
 
 # Kubernetes objects passed through whole: one row each, their default as one JSON value.

@@ -45,24 +45,25 @@ The rules for namespaced objects: the same in the ClusterRole (all namespaces) a
 each watched namespace's Role. README.md says why each is there.
 */}}
 {{- define "kubetune.namespacedRules" -}}
-# Watch tuning jobs; patch them for kopf's bookkeeping annotations.
+# Watch tuning jobs; patch them only to take kopf's finalizer off those that 0.1.0 created.
 - apiGroups: [kubetune.io]
   resources: [hyperparametertuningjobs]
   verbs: [get, list, watch, patch]
 # Write counters, best trial, leaderboard and conditions.
 - apiGroups: [kubetune.io]
   resources: [hyperparametertuningjobs/status]
-  verbs: [get, patch]
+  verbs: [patch]
 # Trial Jobs are the database: watch them, create them, patch their record annotation and suspend them.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch]
-# Trial pods: their IP (to scrape the sidecar) and termination message; delete a stopped trial's pods at once.
+# Trial pods, read only: their IP (to scrape the sidecar) and termination message. A stopped
+# trial's pods go when its Job is suspended: the Job controller deletes them.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, delete, deletecollection]
+  verbs: [get, list, watch]
 # Events on tuning jobs: what kubectl describe hptj shows.
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end -}}
