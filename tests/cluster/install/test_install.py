@@ -10,8 +10,6 @@ manifests/examples is applied with kubectl, as it stands, and must complete.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.cluster.operator.harness import (
     CHART,
@@ -40,6 +39,7 @@ RELEASE_NAMESPACE = "kubetune-helm"
 OPERATOR = f"{RELEASE}-kubetune-operator"
 SELECTOR = f"app.kubernetes.io/instance={RELEASE}"
 ENDED = {"Completed", "Failed", "Stopped"}
+KIND = "HyperParameterTuningJob"
 
 
 def _json(cluster: Any, *args: str) -> Any:
@@ -75,19 +75,6 @@ class Release:
 
 
 @pytest.fixture(scope="module")
-def images(cluster: Any) -> None:
-    """The chart's and the examples' image, and the harness's, run this venv's `kubetune` in the examples folder."""
-    bin_dir = str(Path(sys.executable).parent)
-    for pattern in ("ghcr.io/kubetune/kubetune:*", "kubetune-test/*"):
-        cluster.map_image(
-            pattern,
-            entrypoint=["kubetune"],
-            env={"PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
-            working_dir=str(EXAMPLES),
-        )
-
-
-@pytest.fixture(scope="module")
 def release(cluster: Any, images: None) -> Iterator[Release]:
     cluster.helm(
         "install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE, "--create-namespace",
@@ -102,9 +89,10 @@ def release(cluster: Any, images: None) -> Iterator[Release]:
 
 
 def test_examples_complete_under_the_helm_installed_operator(cluster: Any, namespace: str, release: Release) -> None:
-    files = sorted(EXAMPLES.glob("*.yaml"))
+    # Every tuning job in the folder; restricted-namespace.yaml is a Namespace, tests/cluster/test_tenants.py runs it.
+    files = [f for f in sorted(EXAMPLES.glob("*.yaml")) if yaml.safe_load(f.read_text())["kind"] == KIND]
     strategies = {example(f.name)["spec"]["strategy"] for f in files}
-    assert strategies == {"Grid", "Random", "Bayesian", "Hyperband"}, "one example per strategy"
+    assert strategies == {"Grid", "Random", "Bayesian", "Hyperband"}, "at least one example per strategy"
     names = {}
     for path in files:  # as they stand: the image is the chart's default, mapped to this venv
         cluster.kubectl("-n", namespace, "apply", "-f", str(path))
@@ -128,7 +116,7 @@ def test_examples_complete_under_the_helm_installed_operator(cluster: Any, names
     assert code == 200
     for name in names.values():
         assert f'kubetune_trials_started_total{{namespace="{namespace}",tuning_job="{name}"}}' in text
-        assert f'kubetune_tuning_jobs_ended_total{{namespace="{namespace}",status="Completed"}} 4' in text
+        assert f'kubetune_tuning_jobs_ended_total{{namespace="{namespace}",status="Completed"}} {len(names)}' in text
     for strategy in ("Grid", "Random", "Bayesian", "Hyperband"):
         assert f'kubetune_suggestion_duration_seconds_count{{strategy="{strategy}"}}' in text
     assert 'kubetune_trials_stopped_total{namespace="' in text  # Hyperband stops the losers at its rungs
@@ -158,7 +146,11 @@ def test_install_yaml_is_accepted_by_the_api_server(cluster: Any, release: Relea
         "-f",
         str(ROOT / "manifests" / "install.yaml"),
     )
-    for kind in ("customresourcedefinition", "deployment.apps", "clusterrole", "serviceaccount", "service"):
+    for kind in (
+        "customresourcedefinition", "deployment.apps", "clusterrole", "serviceaccount", "service",
+        "validatingadmissionpolicy.admissionregistration.k8s.io",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io",
+    ):  # fmt: skip
         assert kind in result.stdout, result.stdout
 
 
