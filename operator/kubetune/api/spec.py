@@ -109,6 +109,17 @@ class RetryStrategy(Model):
     )
 
 
+class TrialStoppingCondition(Model):
+    """Per-trial limits beyond the template's own activeDeadlineSeconds (SageMaker's StoppingCondition)."""
+
+    max_pending_time_in_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="A trial whose pod waits longer than this to run (unschedulable, pulling its image, "
+        "waiting for quota or admission) is stopped and counted as a retryable error.",
+    )
+
+
 class ResourceLimits(Model):
     """How much the tuning job may spend."""
 
@@ -460,6 +471,9 @@ class HyperParameterTuningJobSpec(Model):
     retry_strategy: RetryStrategy | None = Field(
         default=None,
         description="How often a trial is run again after a failure that is not its training code's own (SageMaker's RetryStrategy).",
+    )
+    trial_stopping_condition: TrialStoppingCondition | None = Field(
+        default=None, description="Per-trial limits: maxPendingTimeInSeconds."
     )
     stopped: bool = Field(
         default=False, description="Set to true to stop the running trials and end the tuning job as Stopped."

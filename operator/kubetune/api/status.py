@@ -29,7 +29,11 @@ class TrainingJobStatusCounters(Model):
     """How many trials are in each state."""
 
     completed: int = Field(default=0, description="Trials that ran to the end.")
-    in_progress: int = Field(default=0, description="Trials running now.")
+    in_progress: int = Field(default=0, description="Trials not yet ended: running or pending.")
+    pending: int = Field(
+        default=0,
+        description="Of those, trials waiting to run: to be scheduled, for their image, for quota or admission.",
+    )
     retryable_error: int = Field(
         default=0,
         description="Trial pods that failed for a cause other than the training code (evicted, preempted, node lost, retried) and ran again.",

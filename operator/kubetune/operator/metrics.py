@@ -195,6 +195,7 @@ class Registry:
 STOP_STRATEGY = "StrategyStopped"
 STOP_TUNING_JOB_ENDED = "TuningJobEnded"
 STOP_USER = "StoppedByUser"
+STOP_PENDING = "PendingTooLong"
 _JOB_REASON = re.compile(r"^([A-Z][A-Za-z]+)(?::|;|$)")
 
 

@@ -26,6 +26,7 @@ from kubetune.errors import SpecError
 from kubetune.logs import decision
 from kubetune.operator.kube import Kube, KubeError
 from kubetune.operator.metrics import (
+    STOP_PENDING,
     STOP_STRATEGY,
     STOP_TUNING_JOB_ENDED,
     STOP_USER,
@@ -78,6 +79,8 @@ class TrialRuntime:
     """The current pod as last seen: why it ended is read from it once it is gone."""
     attempt: list[tuple[float, float]] = field(default_factory=list)
     """The current pod's own series: each pod of a trial runs the training from the start."""
+    retryable: bool = False
+    """It failed for a cause a retry could fix (it waited too long to run): a retryableError, not a nonRetryable one."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
     """Earlier pods of this trial (evicted, preempted, retried): their names, why they ended, their series."""
     written_at: float = 0.0
@@ -112,6 +115,10 @@ class TuningJobRun:
         """Why the last Job creation was refused (quota, admission), until one succeeds."""
         self.retryable_errors = _attempts_before(self.owned_jobs())
         """Trial pods replaced by another attempt (trainingJobStatusCounters.retryableError)."""
+        self.retryable_failures = sum(bool((read_record(j) or {}).get("retryable")) for j in self.owned_jobs())
+        """Failed trials that only waited too long to run: retryableError, not nonRetryableError."""
+        self.pending: dict[str, str] = {}
+        """Trial Job -> what its pod is waiting for, as of the last round (TrialsPending)."""
         self.refusals = 0
         """Job creations refused in a row for a passing cause (quota, throttling, API server down)."""
         self.create_after = 0.0
@@ -167,6 +174,7 @@ class TuningJobRun:
         return ended
 
     async def _observe(self) -> None:
+        self.pending = {}
         owned = self.owned_jobs()
         jobs = {j["metadata"]["name"]: j for j in owned}
         by_number = {trial_number(j): j for j in owned}
@@ -200,6 +208,18 @@ class TuningJobRun:
             outcome = _trial_outcome(job, pod)
             if outcome is not None:
                 await self._finish(trial, runtime, job, pod, outcome, now)
+                continue
+            waiting = _waiting(job, pod)
+            if waiting is not None:
+                waited = time.time() - _created_at(pod or job)
+                limit = (
+                    self.spec.trial_stopping_condition
+                    and self.spec.trial_stopping_condition.max_pending_time_in_seconds
+                )
+                if limit and waited > limit:
+                    await self._stop(trial, f"pending for more than {limit}s: {waiting}", by_tuner=False, pending=True)
+                    continue
+                self.pending[runtime.job_name] = waiting
                 continue
             ip = (pod or {}).get("status", {}).get("podIP")
             if ip and _sidecar_running(pod):
@@ -324,7 +344,7 @@ class TuningJobRun:
             await self._event("Warning", "TrialFailed", f"trial {runtime.job_name} failed: {reason}")
         self.trials.pop(trial.id, None)
 
-    async def _stop(self, trial: Trial, reason: str, by_tuner: bool) -> None:
+    async def _stop(self, trial: Trial, reason: str, by_tuner: bool, pending: bool = False) -> None:
         """Record the stop on the Job and suspend it, in one write.
 
         Suspending is the whole stop: the Job controller deletes a suspended Job's
@@ -332,7 +352,12 @@ class TuningJobRun:
         the operator never deletes pods itself, so it needs no right to.
         """
         runtime = self.trials.get(trial.id) or self._runtime_of(trial)
-        if not by_tuner:
+        if pending:  # it never ran: a failure, but one a retry could fix (SageMaker's MaxPendingTimeInSeconds)
+            self.tuner.fail(trial.id, reason)
+            runtime.retryable = True
+            self.retryable_errors += 1
+            self.retryable_failures += 1
+        elif not by_tuner:
             self.tuner.stop(trial.id, reason)
         record = self.tuner.record(trial.id)
         if runtime.job_uid:
@@ -340,7 +365,15 @@ class TuningJobRun:
                 runtime,
                 {"metadata": {"annotations": self._annotations(trial.id, runtime)}, "spec": {"suspend": True}},
             )
-        why = STOP_STRATEGY if by_tuner else STOP_USER if reason == STOPPED_BY_USER else STOP_TUNING_JOB_ENDED
+        why = (
+            STOP_STRATEGY
+            if by_tuner
+            else STOP_PENDING
+            if pending
+            else STOP_USER
+            if reason == STOPPED_BY_USER
+            else STOP_TUNING_JOB_ENDED
+        )
         self.deps.metrics.trials_stopped.inc(self.namespace, self.name, why)
         decision(
             log,
@@ -485,6 +518,8 @@ class TuningJobRun:
         record = compact_record(self.tuner.trial_document(trial_id))
         if runtime.attempts:
             record["attempts"] = runtime.attempts
+        if runtime.retryable:
+            record["retryable"] = True
         annotations = {TRIAL_RECORD_ANNOTATION: json.dumps(record, separators=(",", ":"))}
         if runtime.metrics:
             last = {k: v.get("last") for k, v in runtime.metrics.items() if isinstance(v, dict)}
@@ -532,7 +567,31 @@ class TuningJobRun:
     async def _report_status(self, generation: int | None, stopping: bool) -> None:
         completion_before = self.status.completion_reason
         names = self._job_names()
-        status = tuner_status(self.tuner, names, self.status, generation, stopping, self.retryable_errors)
+        status = tuner_status(
+            self.tuner,
+            names,
+            self.status,
+            generation,
+            stopping,
+            retryable_errors=self.retryable_errors,
+            retryable_failures=self.retryable_failures,
+            pending=len(self.pending),
+        )
+        if self.pending or any(c.type == "TrialsPending" and c.status == "True" for c in status.conditions):
+            waiting = "; ".join(f"{job}: {why}" for job, why in sorted(self.pending.items())[:3])
+            more = f" (and {len(self.pending) - 3} more)" if len(self.pending) > 3 else ""
+            status = status.model_copy(
+                update={
+                    "conditions": set_condition(
+                        status.conditions,
+                        "TrialsPending",
+                        "True" if self.pending else "False",
+                        "PodsWaiting" if self.pending else "NonePending",
+                        f"{len(self.pending)} waiting to run: {waiting}{more}" if self.pending else "",
+                        generation,
+                    )
+                }
+            )
         if self.name_conflict:
             status = status.model_copy(
                 update={
@@ -948,8 +1007,8 @@ def _failure_reason(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperP
             detail = f"container {primary} exited with code {terminated.get('exitCode')}"
             if terminated.get("reason"):
                 detail += f" ({terminated['reason']})"
-            if terminated.get("message"):
-                detail += f": {str(terminated['message'])[:300]}"
+            if terminated.get("message"):  # with FallbackToLogsOnError: the end of its output
+                detail += f"; last output:\n{_tail(str(terminated['message']))}"
             if spec.metric_definitions and "/bin/sh" in str(terminated.get("message", "")):
                 detail += (
                     "; metricDefinitions need /bin/sh in the image to capture output: use kubetune.report() instead"
@@ -960,7 +1019,39 @@ def _failure_reason(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperP
 
 def _attempts_before(jobs: Sequence[Mapping[str, Any]]) -> int:
     """Earlier attempts recorded on the trial Jobs, for the counter a restarted operator continues."""
-    return sum(len((read_record(job) or {}).get("attempts") or []) for job in jobs)
+    records = [read_record(job) or {} for job in jobs]
+    return sum(len(r.get("attempts") or []) + bool(r.get("retryable")) for r in records)
+
+
+def _waiting(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> str | None:
+    """What keeps a trial from running, in the cluster's words; None once its pod runs."""
+    if pod is None:
+        if (job.get("spec") or {}).get("suspend"):
+            return "its Job is suspended (waiting for admission)"
+        return "no pod yet"
+    status = pod.get("status") or {}
+    if status.get("phase") != "Pending":
+        return None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return f"{condition.get('reason', 'Unschedulable')}: {condition.get('message', '')}".rstrip(": ")
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for container in status.get(key) or []:
+            waiting = (container.get("state") or {}).get("waiting")
+            if waiting and waiting.get("reason") not in (None, "PodInitializing"):
+                return (
+                    f"container {container.get('name')}: {waiting.get('reason')}: {waiting.get('message', '')}".rstrip(
+                        ": "
+                    )
+                )
+    return "its pod is starting"
+
+
+def _created_at(obj: Mapping[str, Any]) -> float:
+    try:
+        return parse_rfc3339(str((obj.get("metadata") or {}).get("creationTimestamp")))
+    except ValueError:
+        return time.time()
 
 
 def _attempt_end(pod: Mapping[str, Any] | None) -> str:
@@ -993,6 +1084,12 @@ def _described(job: Mapping[str, Any]) -> str:
         if isinstance(ref, Mapping) and ref.get("controller") is True:
             return f"{text} (controlled by {ref.get('kind')} {ref.get('name')})"
     return text
+
+
+def _tail(text: str, lines: int = 10, chars: int = 700) -> str:
+    """The end of a container's output, where the error usually is: whole lines, bounded for an event."""
+    kept = "\n".join(text.rstrip().splitlines()[-lines:])
+    return kept if len(kept) <= chars else "…" + kept[-chars:]
 
 
 def _format(values: Mapping[str, Any]) -> str:

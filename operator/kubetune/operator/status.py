@@ -62,8 +62,11 @@ def tuner_status(
     generation: int | None,
     stopping: bool,
     retryable_errors: int = 0,
+    retryable_failures: int = 0,
+    pending: int = 0,
 ) -> HyperParameterTuningJobStatus:
-    """`retryable_errors`: trial pods that a disruption or a retry replaced; they spent no budget."""
+    """`retryable_errors`: trial pods replaced by a disruption or a retry, and trials that waited too long
+    to run (`retryable_failures` of the failed ones); `pending`: trials waiting to run now."""
     counts = tuner.counts()
     with_value = sum(1 for r in tuner.trials if r.value is not None)
     ended = len(tuner.trials) - counts[TrialStatus.RUNNING]
@@ -81,8 +84,9 @@ def tuner_status(
     conditions = set_condition(conditions, "Valid", "True", "SpecValid", "the spec is valid", generation)
     if completion is None:
         state = TuningJobStatus.STOPPING if stopping else TuningJobStatus.IN_PROGRESS
+        running = counts[TrialStatus.RUNNING] - pending
         conditions = set_condition(
-            conditions, "Running", "True", state.value, f"{counts[TrialStatus.RUNNING]} trials running", generation
+            conditions, "Running", "True", state.value, f"{running} trials running, {pending} pending", generation
         )
         end_time = None
     else:
@@ -106,8 +110,9 @@ def tuner_status(
             "training_job_status_counters": TrainingJobStatusCounters(
                 completed=counts[TrialStatus.COMPLETED],
                 in_progress=counts[TrialStatus.RUNNING],
+                pending=pending,
                 retryable_error=retryable_errors,
-                non_retryable_error=counts[TrialStatus.FAILED],
+                non_retryable_error=counts[TrialStatus.FAILED] - retryable_failures,
                 stopped=counts[TrialStatus.STOPPED],
             ),
             "objective_status_counters": ObjectiveStatusCounters(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .harness import OperatorProcess, apply, example, get, wait_for_end, wait_until
+from .harness import OperatorProcess, apply, example, get, status_of, wait_for_end, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -55,3 +55,35 @@ def test_an_evicted_trial_runs_again_and_spends_no_budget(
     ).stdout
     assert "TrialRetried" in events and "TrialFailed" not in events
     assert "trial.retried" in operator.log()
+
+
+def test_pending_is_not_running_and_waits_only_so_long(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 2, "maxParallelTrainingJobs": 2,
+                                                      "maxFailedTrainingJobs": 1},
+                       trialStoppingCondition={"maxPendingTimeInSeconds": 20})  # fmt: skip
+    container = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"nvidia.com/gpu": 64}}  # no node has that many
+
+    def pending() -> dict[str, Any] | None:
+        status = status_of(cluster, namespace, "digits-random")
+        condition = next((c for c in status.get("conditions") or [] if c["type"] == "TrialsPending"), None)
+        return status if condition and condition["status"] == "True" else None
+
+    apply(cluster, namespace, resource)
+    status = wait_until(pending, 60, "TrialsPending", operator)
+    condition = next(c for c in status["conditions"] if c["type"] == "TrialsPending")
+    assert "Insufficient nvidia.com/gpu" in condition["message"] and "digits-random-0001" in condition["message"]
+    assert status["trainingJobStatusCounters"]["pending"] == 2
+    running = next(c for c in status["conditions"] if c["type"] == "Running")
+    assert running["message"] == "0 trials running, 2 pending"
+
+    status = wait_for_end(cluster, namespace, "digits-random", operator, timeout=120)
+    assert status["hyperParameterTuningJobStatus"] == "Failed"
+    counters = status["trainingJobStatusCounters"]
+    assert counters["retryableError"] == 2 and counters["nonRetryableError"] == 0 and counters["pending"] == 0
+    reasons = [record_of(cluster, namespace, f"digits-random-{n:04d}")["reason"] for n in (1, 2)]
+    assert all("pending for more than 20s: Unschedulable" in r and "nvidia.com/gpu" in r for r in reasons), reasons
+    jobs = get(cluster, namespace, "jobs", selector="kubetune.io/tuning-job=digits-random")["items"]
+    assert all(j["spec"]["suspend"] for j in jobs)  # stopped: no pod waits on for a GPU
+    after = next(c for c in status["conditions"] if c["type"] == "TrialsPending")
+    assert after["status"] == "False"

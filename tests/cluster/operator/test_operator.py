@@ -181,7 +181,7 @@ def test_failing_trials_count_and_fail_the_job(cluster: Any, namespace: str, ope
     resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 6, "maxParallelTrainingJobs": 2,
                                                       "maxFailedTrainingJobs": 1})  # fmt: skip
     container = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    container["command"] = ["python", "-c", "import sys; print('out of memory', file=sys.stderr); sys.exit(3)"]
+    container["command"] = ["python", "-c", "import sys; print('epoch 1'); print('out of memory', file=sys.stderr); sys.exit(3)"]
     apply(cluster, namespace, resource)
     status = wait_for_end(cluster, namespace, "digits-random", operator)
     assert status["hyperParameterTuningJobStatus"] == "Failed"
@@ -192,6 +192,10 @@ def test_failing_trials_count_and_fail_the_job(cluster: Any, namespace: str, ope
         "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=digits-random"
     ).stdout
     assert "TrialFailed" in events and "exited with code 3" in events
+    failed = [j for j in trial_jobs(cluster, namespace, "digits-random")
+              if json.loads(j["metadata"]["annotations"]["kubetune.io/trial-record"])["status"] == "Failed"]  # fmt: skip
+    reason = json.loads(failed[0]["metadata"]["annotations"]["kubetune.io/trial-record"])["reason"]
+    assert "last output:" in reason and "out of memory" in reason, reason  # the tail of its logs, as kubetune run shows
 
 
 TEMPLATE_MISTAKES = {
