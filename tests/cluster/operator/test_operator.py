@@ -305,3 +305,19 @@ def test_a_full_quota_blocks_trials_until_it_frees(cluster: Any, namespace: str,
     assert status["trainingJobStatusCounters"]["completed"] == 2
     unblocked = next(c for c in status["conditions"] if c["type"] == "TrialsBlocked")
     assert unblocked["status"] == "False"
+
+
+def test_a_spec_larger_than_annotations_allow_runs(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+    """kopf once kept a copy of the spec in an annotation (256 KiB at most) and looped on 'Too long'."""
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 2, "maxParallelTrainingJobs": 2})
+    container = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    # 300 KiB of spec, in variables of 100 KiB (the most one variable may hold when a process starts).
+    container["env"] = [{"name": f"PADDING_{i}", "value": "x" * 100_000} for i in range(3)]
+    assert len(json.dumps(resource)) > 300_000
+    # Server-side: client-side apply keeps its own copy of the object in an annotation, and fails the same way.
+    cluster.kubectl("-n", namespace, "apply", "--server-side", "-f", "-", input=json.dumps(resource))
+    status = wait_for_end(cluster, namespace, "digits-random", operator)
+    assert status["hyperParameterTuningJobStatus"] == "Completed", status
+    annotations = get(cluster, namespace, "hptj", "digits-random")["metadata"].get("annotations") or {}
+    assert not [k for k in annotations if "kopf" in k], list(annotations)
+    assert "Too long" not in operator.log()
