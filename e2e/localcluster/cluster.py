@@ -314,6 +314,16 @@ class LocalCluster:
             if exc.status != 404:
                 raise
 
+    def restart_apiserver(self, down_seconds: float) -> None:
+        """Kill kube-apiserver, keep it down for `down_seconds`, start it again on the same port and flags.
+
+        Returns once it is ready. What runs against the cluster (the node agent,
+        the controller manager, operators under test) sees a real outage:
+        refused connections, then the same server back.
+        """
+        assert self.control_plane is not None, "cluster not started"
+        self.control_plane.restart_apiserver(down_seconds)
+
     def logs_dir(self) -> Path:
         """Where the component logs are (kept after teardown with KUBETUNE_E2E_KEEP=1)."""
         return self.workdir / "logs"

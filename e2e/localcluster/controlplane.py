@@ -10,6 +10,7 @@ side by side on one machine.
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,23 @@ class ControlPlane:
             what="kube-controller-manager to create the default ServiceAccount",
         )
         _check_alive(kcm)
+
+    def restart_apiserver(self, down_seconds: float, timeout: float = 60.0) -> None:
+        """An API server outage: SIGKILL kube-apiserver, wait `down_seconds`, start it again.
+
+        The same binary, flags and port, so every client (controller manager,
+        node agent, operator) reconnects to where it was; etcd keeps the state.
+        Returns once /readyz says ok again.
+        """
+        index = next(i for i, p in enumerate(self.processes) if p.name == "kube-apiserver")
+        old = self.processes[index]
+        old.kill()
+        time.sleep(down_seconds)
+        new = ManagedProcess(old.name, old.argv, old.log_path)
+        self.processes[index] = new
+        api = self.admin_api()
+        wait_until(lambda: _dead(new) or api.text("GET", "/readyz") == "ok", timeout, what="kube-apiserver /readyz")
+        _check_alive(new)
 
     def _spawn(self, name: str, argv: list[str], logs: Path) -> ManagedProcess:
         proc = ManagedProcess(name, argv, logs / f"{name}.log")

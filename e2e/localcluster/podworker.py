@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import signal
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,7 +155,8 @@ class PodWorker(threading.Thread):
             self.finished.set()
 
     def _lifecycle(self) -> None:
-        if self.pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        finished_before = self.pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+        if finished_before:
             self.terminal = True  # already finished before this agent saw it
         else:
             self._sync_status()
@@ -175,6 +177,10 @@ class PodWorker(threading.Thread):
                 self._wake.wait(TICK)
                 self._wake.clear()
         while not self._stopping():
+            # A no-op once the API server has the final status; resends one that an outage refused,
+            # as the kubelet keeps syncing (else the pod stays Running in the API and its Job never ends).
+            if not finished_before:
+                self._sync_status()
             self._wake.wait(1.0)
             self._wake.clear()
 
@@ -207,7 +213,7 @@ class PodWorker(threading.Thread):
     # -- sandbox ---------------------------------------------------------------
 
     def _setup_sandbox(self) -> bool:
-        """Network, then volumes (retried while a referenced object is missing)."""
+        """Network, then volumes (retried while a referenced object is missing or the API server unreachable)."""
         pod = self.pod
         self.dir.mkdir(parents=True, exist_ok=True)
         if pod["spec"].get("hostNetwork"):
@@ -221,7 +227,9 @@ class PodWorker(threading.Thread):
             try:
                 self._prepare_volumes()
                 return True
-            except (ConfigError, ApiError) as exc:
+            # Volumes read the API (ServiceAccount tokens, ConfigMaps, Secrets): while the API server is
+            # down or restarting, retry as the kubelet does, rather than lose the pod to a refused connection.
+            except (ConfigError, ApiError, ConnectionError, TimeoutError, ssl.SSLError) as exc:
                 if str(exc) != self._mount_error:
                     self._mount_error = str(exc)
                     self.ctx.event(self.pod, "FailedMount", str(exc), "Warning", host=self.node)

@@ -77,6 +77,13 @@ class ManagedProcess:
         except OSError:
             return ""
 
+    def kill(self) -> None:
+        """SIGKILL the group at once and reap: a crash, not a shutdown (stop() may still be called after)."""
+        _signal_group(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+        self._log.close()
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM to the group, SIGKILL after `grace` seconds, then reap."""
         if self.popen.poll() is None:
