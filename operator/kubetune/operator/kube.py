@@ -126,7 +126,7 @@ class Kube:
 
     def _check_fence(self) -> None:
         if self._fence is not None and not self._fence():
-            raise KubeError(0, NOT_LEADER, "this replica no longer holds the leader Lease: nothing is sent")
+            raise KubeError(0, NOT_LEADER, "this replica no longer holds the leader Lease: nothing was sent")
 
     async def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         """One request in a worker thread; whatever goes wrong comes back as a KubeError.
