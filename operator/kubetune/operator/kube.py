@@ -24,7 +24,7 @@ from kubetune.api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 COMPONENT = "kubetune-operator"
 
 
-@dataclass(frozen=True)
+@dataclass
 class KubeError(Exception):
     """An API call that failed, with the API server's own words."""
 
@@ -68,6 +68,8 @@ class KubeError(Exception):
 
 
 MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT_SECONDS = 30.0
+"""No request may hang a tuning job's loop: a silent API server is an Unreachable error, retried next round."""
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
 NOT_LEADER = "NotLeader"
 """KubeError.reason of a request the fence refused: it never left this process."""
@@ -118,7 +120,9 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         self._check_fence()  # again here, as late as can be: the worker thread may have waited for its turn
-        response = self._api.call_api(method_, url, header_params=headers, body=payload)
+        response = self._api.call_api(
+            method_, url, header_params=headers, body=payload, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
         response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)

@@ -24,7 +24,7 @@ from kubetune.engine import Trial, TrialStatus, Tuner
 from kubetune.engine.completion import Reason
 from kubetune.errors import SpecError
 from kubetune.logs import decision
-from kubetune.operator.kube import Kube, KubeError
+from kubetune.operator.kube import NOT_LEADER, Kube, KubeError
 from kubetune.operator.metrics import (
     STOP_PENDING,
     STOP_STRATEGY,
@@ -420,6 +420,8 @@ class TuningJobRun:
             except (KubeError, ValueError, TypeError) as exc:
                 if not isinstance(exc, KubeError):  # the manifest could not even be serialised
                     exc = KubeError(422, "Invalid", str(exc))
+                if exc.reason == NOT_LEADER:
+                    raise  # nothing was sent: this replica is stopping, its successor creates the trial
                 if not exc.already_exists:
                     self.uncreated.add(trial.id)
                     await self._creation_refused(trial, name, exc)
