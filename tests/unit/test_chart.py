@@ -100,6 +100,12 @@ def _arg(args: list[str], flag: str) -> str:
     return next(a.split("=", 1)[1] for a in args if a.startswith(flag + "="))
 
 
+def test_lease_timings_reach_the_operator(helm: str) -> None:
+    args = _args(objects(helm, "--set", "leaderElection.leaseDuration=30", "--set", "leaderElection.renewDeadline=20"))
+    assert "--leader-election" in args and _arg(args, "--lease-duration") == "30"
+    assert _arg(args, "--lease-renew-deadline") == "20" and _arg(args, "--lease-retry-period") == "2"
+
+
 def test_operator_and_sidecar_are_locked_down(helm: str) -> None:
     docs = objects(helm)
     pod = _deployment(docs)["spec"]["template"]["spec"]
@@ -131,6 +137,7 @@ def test_values_reach_the_operators_command_line(helm: str) -> None:
     assert _arg(args, "--sidecar-image") == "example.org/sidecar:0.1.0"
     assert _arg(args, "--sidecar-image-pull-policy") == "Always"
     assert _arg(args, "--scrape-interval") == "2.5" and "--no-leader-election" in args
+    assert not [a for a in args if a.startswith("--lease-")], "no lease timings without leader election"
     assert json.loads(_arg(args, "--sidecar-resources"))["limits"] == {"memory": "128Mi"}
     pod = _deployment(docs)["spec"]["template"]["spec"]
     assert pod["priorityClassName"] == "high" and pod["nodeSelector"] == {"pool": "ops"}
