@@ -13,12 +13,13 @@ import kopf
 from kubernetes import client, config
 
 from kubetune.logs import decision
+from kubetune.operator.controller import Controller
 from kubetune.operator.endpoints import EndpointServer, Health
 from kubetune.operator.handlers import Indexes, register
 from kubetune.operator.kube import COMPONENT, Kube
 from kubetune.operator.leader import LeaderElection, LeaseSettings, lease_api
 from kubetune.operator.metrics import OperatorMetrics
-from kubetune.operator.reconcile import Controller, Deps
+from kubetune.operator.reconcile import Deps
 from kubetune.operator.scrape import Scraper
 from kubetune.operator.settings import OperatorSettings
 

@@ -21,9 +21,9 @@ from typing import Any
 import kopf
 
 from kubetune.api.resource import GROUP, PLURAL, VERSION
+from kubetune.operator.controller import Controller
 from kubetune.operator.names import TUNING_JOB_LABEL
 from kubetune.operator.ownership import only_controlled_by
-from kubetune.operator.reconcile import Controller
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 

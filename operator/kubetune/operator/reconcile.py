@@ -9,20 +9,17 @@ writes every decision to the trial's Job before acting on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetune.api.spec import HyperParameterTuningJobSpec, parse_spec
+from kubetune.api.spec import HyperParameterTuningJobSpec
 from kubetune.api.status import HyperParameterTuningJobStatus, TuningJobStatus
 from kubetune.engine import Trial, TrialStatus, Tuner
 from kubetune.engine.completion import Reason
-from kubetune.errors import SpecError
 from kubetune.logs import decision
 from kubetune.operator.kube import NOT_LEADER, Kube, KubeError
 from kubetune.operator.metrics import (
@@ -34,18 +31,25 @@ from kubetune.operator.metrics import (
     failure_reason,
 )
 from kubetune.operator.names import (
-    LEGACY_FINALIZER,
-    MAX_NAME,
     METRICS_ANNOTATION,
-    SIDECAR_NAME,
     TRIAL_RECORD_ANNOTATION,
     trial_job_name,
 )
 from kubetune.operator.ownership import controlled_by
-from kubetune.operator.records import compact_record, history_from_jobs, read_record, trial_number
+from kubetune.operator.podstate import (
+    attempt_end,
+    created_at,
+    newest,
+    sidecar_running,
+    sidecar_summary,
+    trial_failure,
+    trial_outcome,
+    waiting_for,
+)
+from kubetune.operator.records import compact_record, read_record, trial_number
 from kubetune.operator.scrape import Scraper, SeriesChunk
 from kubetune.operator.settings import OperatorSettings
-from kubetune.operator.status import now_rfc3339, parse_rfc3339, rfc3339, set_condition, status_from_wire, tuner_status
+from kubetune.operator.status import set_condition, tuner_status
 from kubetune.operator.trialjob import build_trial_job
 
 log = logging.getLogger("kubetune.operator")
@@ -196,7 +200,7 @@ class TuningJobRun:
                 continue
             runtime.job_uid = str(job["metadata"]["uid"])
             pods = self.deps.pods_of(self.namespace, runtime.job_name, runtime.job_uid)
-            pod = _newest(pods)
+            pod = newest(pods)
             uid = pod["metadata"].get("uid") if pod is not None else None
             if uid is not None and uid != runtime.pod_uid:
                 if runtime.pod_uid is not None:  # the Job ran the trial again: a new pod, a new series
@@ -205,13 +209,13 @@ class TuningJobRun:
                 runtime.pod_uid, runtime.pod_name = uid, str(pod["metadata"].get("name", "")) if pod else ""
             if pod is not None:
                 runtime.pod_seen = pod
-            outcome = _trial_outcome(job, pod)
+            outcome = trial_outcome(job, pod)
             if outcome is not None:
                 await self._finish(trial, runtime, job, pod, outcome, now)
                 continue
-            waiting = _waiting(job, pod)
+            waiting = waiting_for(job, pod)
             if waiting is not None:
-                waited = time.time() - _created_at(pod or job)
+                waited = time.time() - created_at(pod or job)
                 limit = (
                     self.spec.trial_stopping_condition
                     and self.spec.trial_stopping_condition.max_pending_time_in_seconds
@@ -222,7 +226,7 @@ class TuningJobRun:
                 self.pending[runtime.job_name] = waiting
                 continue
             ip = (pod or {}).get("status", {}).get("podIP")
-            if ip and _sidecar_running(pod):
+            if ip and sidecar_running(pod):
                 scrapes.append((trial, runtime, ip, runtime.consumed))
         port = self.deps.settings.sidecar.port
         results = await asyncio.gather(*(self.deps.scraper.fetch(ip, port, since) for _, _, ip, since in scrapes))
@@ -236,7 +240,7 @@ class TuningJobRun:
         The earlier attempt's series is kept apart in the record; the Tuner keeps one
         series, to which the new attempt adds only the steps beyond what it has seen.
         """
-        why = _attempt_end(earlier)
+        why = attempt_end(earlier)
         runtime.attempts = [
             *runtime.attempts,
             {"pod": runtime.pod_name, "reason": why, "series": [list(p) for p in _thinned(runtime.attempt)]},
@@ -281,7 +285,7 @@ class TuningJobRun:
         now: float,
     ) -> None:
         succeeded, reason = outcome
-        summary = _sidecar_summary(pod)
+        summary = sidecar_summary(pod)
         if summary is None:
             runtime.ended_at = runtime.ended_at or now
             if now - runtime.ended_at < self.deps.settings.summary_grace_seconds:
@@ -302,7 +306,7 @@ class TuningJobRun:
         if succeeded:  # it ran to its end: late reports inform the scheduler but cannot stop it any more
             await self._end(trial, runtime, TrialStatus.COMPLETED, final, "", late)
         else:
-            await self._end(trial, runtime, TrialStatus.FAILED, None, _failure_reason(reason, pod, self.spec))
+            await self._end(trial, runtime, TrialStatus.FAILED, None, trial_failure(reason, pod, self.spec))
 
     async def _end(
         self,
@@ -661,414 +665,10 @@ class TuningJobRun:
             decision(log, "event.failed", logging.WARNING, tuning_job=self.name, reason=reason, error=str(exc))
 
 
-@dataclass
-class _Loop:
-    """One tuning job's loop: the newest body the watch delivered, and what wakes it."""
-
-    body: Mapping[str, Any]
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-
-class Controller:
-    """Runs one loop per tuning job, keyed by UID, fed by watch events; forgets a job when it is deleted."""
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        self._runs: dict[str, TuningJobRun] = {}
-        self._loops: dict[str, _Loop] = {}
-        self._uids: dict[tuple[str, str], str] = {}
-        self._ended: dict[str, int | None] = {}
-        """UID -> the generation its loop ended at: nothing to do until the spec changes."""
-        self._stopping = False
-
-    def wake(self, namespace: str, name: str) -> None:
-        loop = self._loops.get(self._uids.get((namespace, name), ""))
-        if loop is not None:
-            loop.wakeup.set()
-
-    async def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A watch event of a tuning job: start its loop, hand it the new body, or end it on deletion."""
-        meta = body["metadata"]
-        uid = str(meta["uid"])
-        if event_type == "DELETED":
-            loop = self._loops.pop(uid, None)
-            if loop is not None and loop.task is not None:
-                loop.task.cancel()  # its Jobs go with it, through their owner references
-            self._runs.pop(uid, None)
-            self._ended.pop(uid, None)
-            return
-        await self._drop_legacy_finalizer(meta)
-        loop = self._loops.get(uid)
-        if loop is not None:
-            changed = meta.get("generation") != loop.body["metadata"].get("generation")
-            loop.body = body
-            if changed or meta.get("deletionTimestamp"):
-                loop.wakeup.set()
-            return
-        if self._stopping or meta.get("deletionTimestamp"):
-            return
-        if uid in self._ended and self._ended[uid] == meta.get("generation"):
-            return
-        loop = self._loops[uid] = _Loop(body)
-        self._uids[(meta["namespace"], meta["name"])] = uid
-        loop.task = asyncio.create_task(self._run(uid, loop), name=f"tuning job {meta['namespace']}/{meta['name']}")
-
-    async def shutdown(self, grace_seconds: float = 30.0) -> None:
-        """Let every loop finish its round, then cancel what is still running."""
-        self._stopping = True
-        tasks = [loop.task for loop in self._loops.values() if loop.task is not None]
-        for loop in self._loops.values():
-            loop.wakeup.set()
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
-
-    async def _drop_legacy_finalizer(self, meta: Mapping[str, Any]) -> None:
-        """0.1.0's kopf finalizer would make deleting this tuning job wait for an operator: remove it."""
-        finalizers = list(meta.get("finalizers") or [])
-        if LEGACY_FINALIZER not in finalizers:
-            return
-        try:
-            await self.deps.kube.set_finalizers(
-                meta["namespace"],
-                meta["name"],
-                str(meta["uid"]),
-                str(meta.get("resourceVersion", "")),
-                [f for f in finalizers if f != LEGACY_FINALIZER],
-            )
-        except KubeError as exc:  # changed meanwhile: the next event tries again
-            decision(
-                log,
-                "finalizer.error",
-                logging.WARNING,
-                tuning_job=meta["name"],
-                namespace=meta["namespace"],
-                error=str(exc),
-            )
-            return
-        decision(
-            log, "finalizer.removed", tuning_job=meta["name"], namespace=meta["namespace"], finalizer=LEGACY_FINALIZER
-        )
-
-    async def _run(self, uid: str, loop: _Loop) -> None:
-        """A round per wake-up or interval until the tuning job ends, is deleted, or the operator stops."""
-        failures = 0
-        try:
-            while not self._stopping:
-                loop.wakeup.clear()
-                body = loop.body
-                meta = body["metadata"]
-                try:
-                    if await self.reconcile(body):
-                        if loop.body["metadata"].get("generation") == meta.get("generation"):
-                            self._ended[uid] = meta.get("generation")
-                            return
-                        continue  # the spec changed during the last round: look again
-                    failures = 0
-                except Exception as exc:  # one bad round must not end the loop or touch other jobs
-                    failures += 1
-                    decision(
-                        log,
-                        "reconcile.error",
-                        logging.ERROR,
-                        tuning_job=meta["name"],
-                        namespace=meta["namespace"],
-                        error=f"{type(exc).__name__}: {exc}",
-                        attempt=failures,
-                    )
-                delay = self.deps.settings.scrape.interval_seconds * min(2**failures, 12)
-                await _wait(loop.wakeup, delay, lambda: self._stopping)
-        finally:
-            if self._loops.get(uid) is loop:
-                del self._loops[uid]
-            key = (loop.body["metadata"]["namespace"], loop.body["metadata"]["name"])
-            if self._uids.get(key) == uid:
-                del self._uids[key]
-
-    def forget(self, uid: str) -> None:
-        self._runs.pop(uid, None)
-
-    async def reconcile(self, body: Mapping[str, Any]) -> bool:
-        """One round for one tuning job; True when there is nothing left to do."""
-        meta = body["metadata"]
-        owner = {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
-        status = status_from_wire(body.get("status"))
-        generation = meta.get("generation")
-        if meta.get("deletionTimestamp"):
-            return True  # being deleted: the garbage collector removes its Jobs
-        run = self._runs.get(meta["uid"])
-        if run is None:
-            rejected = _rejected_generation(status)
-            if rejected is not None and rejected == generation:
-                return False  # invalid as it stands: wait for the user to fix the spec
-            if status.hyper_parameter_tuning_job_status in TERMINAL and rejected is None:
-                return True
-            run = await self._open(owner, body.get("spec") or {}, status, generation)
-            if run is None:
-                return False
-            self._runs[meta["uid"]] = run
-        stopped = bool((body.get("spec") or {}).get("stopped"))
-        with self.deps.metrics.reconcile_seconds.time():
-            ended = await run.step(stopped, generation)
-        if ended:
-            self.forget(meta["uid"])
-        return ended
-
-    async def _open(
-        self,
-        owner: dict[str, Any],
-        raw_spec: dict[str, Any],
-        status: HyperParameterTuningJobStatus,
-        generation: int | None,
-    ) -> TuningJobRun | None:
-        try:
-            spec = parse_spec(raw_spec)
-            seed = status.random_seed if status.random_seed is not None else spec.random_seed
-            if seed is None:
-                seed = secrets.randbits(31)
-            started = parse_rfc3339(status.creation_time) if status.creation_time else time.time()
-            history = history_from_jobs(
-                self.deps.jobs_of(owner["namespace"], owner["name"], owner["uid"]), seed, started, owner["name"]
-            )
-            tuner = Tuner(spec, history=history)
-            if not tuner.trials:
-                await self._check_template(owner, spec, history)
-        except SpecError as exc:
-            await self._reject(owner, status, exc, generation)
-            return None
-        run = TuningJobRun(self.deps, owner, spec, tuner)
-        run.status = status.model_copy(
-            update={
-                "random_seed": seed,
-                "creation_time": rfc3339(started),
-                "hyper_parameter_tuning_job_status": TuningJobStatus.IN_PROGRESS,
-                "failure_reason": None,
-                "end_time": None,
-            }
-        )
-        resumed = len(tuner.trials)
-        # The seed and start time are stored before the first trial exists, so a restart continues the same way.
-        cleared = {k: None for k in status.to_wire() if k not in run.status.to_wire()}
-        await self.deps.kube.patch_status(owner["namespace"], owner["name"], {**cleared, **run.status.to_wire()})
-        run.written(run.status.to_wire())
-        decision(
-            log,
-            "job.resumed" if resumed else "job.started",
-            tuning_job=owner["name"],
-            namespace=owner["namespace"],
-            strategy=spec.strategy.value,
-            seed=seed,
-            trials=resumed,
-            budget=tuner.budget,
-        )
-        if not resumed:
-            await run._event(
-                "Normal", "TuningJobStarted", f"{spec.strategy.value} search, budget {tuner.budget} trials, seed {seed}"
-            )
-        return run
-
-    async def _check_template(
-        self, owner: dict[str, Any], spec: HyperParameterTuningJobSpec, history: dict[str, Any]
-    ) -> None:
-        """Before any trial runs, the API server dry-runs the first trial's Job with strict field validation.
-
-        The template has no schema of its own in the CRD, so only the API server can
-        say that `comand` is a typo or `backoffLimit: lots` is not a number; asking it
-        now turns that into Valid=False on the spec instead of a run that fails later.
-        A refusal that time may lift (quota, throttling, the server down) is not the
-        spec's fault: an exceeded quota lets the job start (it waits at creation), the
-        others retry the round.
-        """
-        probe = Tuner(spec, history=history)  # a copy: asking it spends nothing of the real one
-        trial = probe.ask(1)[0]
-        record = compact_record(probe.trial_document(trial.id))
-        manifest = build_trial_job(spec, owner, trial, record, self.deps.settings.sidecar).manifest
-        name = manifest["metadata"].pop("name")
-        manifest["metadata"]["generateName"] = f"{name[: MAX_NAME - 6]}-"  # never collides with anything
-        try:
-            await self.deps.kube.create_job(manifest, dry_run=True)
-        except (ValueError, TypeError) as exc:
-            raise SpecError("spec.trialTemplate", f"the trial Job cannot be encoded: {exc}") from None
-        except KubeError as exc:
-            if exc.transient:
-                if exc.status == 403:
-                    return  # an exceeded quota: the template is fine as far as can be told now
-                raise
-            raise SpecError("spec.trialTemplate", f"the API server refuses the trial Job: {exc.message}") from None
-
-    async def _reject(
-        self, owner: dict[str, Any], status: HyperParameterTuningJobStatus, exc: SpecError, generation: int | None
-    ) -> None:
-        message = str(exc)
-        conditions = set_condition(list(status.conditions), "Valid", "False", "InvalidSpec", message, generation)
-        rejected = status.model_copy(
-            update={
-                "hyper_parameter_tuning_job_status": TuningJobStatus.FAILED,
-                "failure_reason": message,
-                "conditions": conditions,
-                "observed_generation": generation,
-                "end_time": now_rfc3339(),
-            }
-        )
-        decision(
-            log,
-            "job.invalid",
-            logging.WARNING,
-            tuning_job=owner["name"],
-            namespace=owner["namespace"],
-            field=exc.field,
-            reason=exc.message,
-        )
-        await self.deps.kube.patch_status(owner["namespace"], owner["name"], rejected.to_wire())
-        with contextlib.suppress(KubeError):  # an event is a courtesy
-            await self.deps.kube.event(owner, "Warning", "InvalidSpec", message)
-
-
-async def _wait(wakeup: asyncio.Event, delay: float, stopped: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + delay
-    while not stopped() and not wakeup.is_set():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        try:
-            await asyncio.wait_for(wakeup.wait(), timeout=min(remaining, 1.0))
-        except TimeoutError:
-            continue
-
-
-def _rejected_generation(status: HyperParameterTuningJobStatus) -> int | None:
-    """The generation whose spec was found invalid, if the last verdict was a rejection."""
-    for condition in status.conditions:
-        if condition.type == "Valid" and condition.status == "False":
-            return condition.observed_generation if condition.observed_generation is not None else -1
-    return None
-
-
-def _newest(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
-
-
-def _trial_outcome(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> tuple[bool, str] | None:
-    """(succeeded, reason) once the trial has finished, else None.
-
-    A pod that succeeded settles it at once — the Job controller marks the Job
-    Complete a moment later, and a freed slot should not wait for that. A failed
-    pod does not: the Job may retry it (backoffLimit), so failure is the Job's call.
-    """
-    if (pod or {}).get("status", {}).get("phase") == "Succeeded":
-        return True, ""
-    return _job_outcome(job)
-
-
-def _job_outcome(job: Mapping[str, Any]) -> tuple[bool, str] | None:
-    """(succeeded, reason) once the Job has finished, else None."""
-    for condition in job.get("status", {}).get("conditions") or []:
-        if condition.get("status") != "True":
-            continue
-        if condition.get("type") == "Complete":
-            return True, ""
-        if condition.get("type") == "Failed":
-            return False, f"{condition.get('reason', 'Failed')}: {condition.get('message', '')}".rstrip(": ")
-    return None
-
-
-def _sidecar_state(pod: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    for status in (pod or {}).get("status", {}).get("initContainerStatuses") or []:
-        if status.get("name") == SIDECAR_NAME:
-            return dict(status)
-    return {}
-
-
-def _sidecar_running(pod: Mapping[str, Any] | None) -> bool:
-    return "running" in (_sidecar_state(pod).get("state") or {})
-
-
-def _sidecar_summary(pod: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    status = _sidecar_state(pod)
-    for key in ("state", "lastState"):
-        message = ((status.get(key) or {}).get("terminated") or {}).get("message")
-        if message:
-            try:
-                summary = json.loads(message)
-            except ValueError:
-                continue
-            if isinstance(summary, dict):
-                return summary
-    return None
-
-
-def _failure_reason(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperParameterTuningJobSpec) -> str:
-    primary = spec.primary_container["name"]
-    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
-        if status.get("name") != primary:
-            continue
-        terminated = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
-        if terminated:
-            detail = f"container {primary} exited with code {terminated.get('exitCode')}"
-            if terminated.get("reason"):
-                detail += f" ({terminated['reason']})"
-            if terminated.get("message"):  # with FallbackToLogsOnError: the end of its output
-                detail += f"; last output:\n{_tail(str(terminated['message']))}"
-            if spec.metric_definitions and "/bin/sh" in str(terminated.get("message", "")):
-                detail += (
-                    "; metricDefinitions need /bin/sh in the image to capture output: use kubetune.report() instead"
-                )
-            return f"{job_reason}; {detail}" if job_reason else detail
-    return job_reason or "the Job failed"
-
-
 def _attempts_before(jobs: Sequence[Mapping[str, Any]]) -> int:
     """Earlier attempts recorded on the trial Jobs, for the counter a restarted operator continues."""
     records = [read_record(job) or {} for job in jobs]
     return sum(len(r.get("attempts") or []) + bool(r.get("retryable")) for r in records)
-
-
-def _waiting(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> str | None:
-    """What keeps a trial from running, in the cluster's words; None once its pod runs."""
-    if pod is None:
-        if (job.get("spec") or {}).get("suspend"):
-            return "its Job is suspended (waiting for admission)"
-        return "no pod yet"
-    status = pod.get("status") or {}
-    if status.get("phase") != "Pending":
-        return None
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return f"{condition.get('reason', 'Unschedulable')}: {condition.get('message', '')}".rstrip(": ")
-    for key in ("initContainerStatuses", "containerStatuses"):
-        for container in status.get(key) or []:
-            waiting = (container.get("state") or {}).get("waiting")
-            if waiting and waiting.get("reason") not in (None, "PodInitializing"):
-                return (
-                    f"container {container.get('name')}: {waiting.get('reason')}: {waiting.get('message', '')}".rstrip(
-                        ": "
-                    )
-                )
-    return "its pod is starting"
-
-
-def _created_at(obj: Mapping[str, Any]) -> float:
-    try:
-        return parse_rfc3339(str((obj.get("metadata") or {}).get("creationTimestamp")))
-    except ValueError:
-        return time.time()
-
-
-def _attempt_end(pod: Mapping[str, Any] | None) -> str:
-    """Why a trial's pod was replaced, in the cluster's words: its DisruptionTarget, else how it failed."""
-    status = (pod or {}).get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
-            return f"{condition.get('reason', 'DisruptionTarget')}: {condition.get('message', '')}".rstrip(": ")
-    if not pod:
-        return "its pod is gone"
-    if status.get("reason") or status.get("message"):
-        return f"{status.get('reason', 'Failed')}: {status.get('message', '')}".rstrip(": ")
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return "its pod was deleted"
-    return f"its pod ended in phase {status.get('phase', 'unknown')}"
 
 
 def _thinned(points: Sequence[tuple[float, float]]) -> Sequence[tuple[float, float]]:
@@ -1086,12 +686,6 @@ def _described(job: Mapping[str, Any]) -> str:
         if isinstance(ref, Mapping) and ref.get("controller") is True:
             return f"{text} (controlled by {ref.get('kind')} {ref.get('name')})"
     return text
-
-
-def _tail(text: str, lines: int = 10, chars: int = 700) -> str:
-    """The end of a container's output, where the error usually is: whole lines, bounded for an event."""
-    kept = "\n".join(text.rstrip().splitlines()[-lines:])
-    return kept if len(kept) <= chars else "…" + kept[-chars:]
 
 
 def _format(values: Mapping[str, Any]) -> str:

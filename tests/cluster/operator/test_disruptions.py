@@ -13,7 +13,10 @@ pytestmark = pytest.mark.cluster
 
 
 def record_of(cluster: Any, namespace: str, job: str) -> dict[str, Any]:
-    annotations = get(cluster, namespace, "job", job)["metadata"].get("annotations") or {}
+    """The trial record on the Job; empty while the Job does not exist yet."""
+    found = get(cluster, namespace, "jobs", selector="kubetune.io/tuning-job")
+    jobs = [j for j in found["items"] if j["metadata"]["name"] == job]
+    annotations = (jobs[0]["metadata"].get("annotations") or {}) if jobs else {}
     return dict(json.loads(annotations.get("kubetune.io/trial-record", "{}")))
 
 
