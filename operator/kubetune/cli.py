@@ -29,6 +29,13 @@ class CliError(Exception):
     """A problem with the command line or its files, reported in one line."""
 
 
+
+RESTRICTED_SIDECAR = (
+    '{"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "readOnlyRootFilesystem": true, '
+    '"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}'
+)
+"""The chart's sidecar securityContext: an operator started by hand injects a sidecar that restricted namespaces admit."""
+
 def load_resource(path: Path) -> tuple[str, HyperParameterTuningJobSpec]:
     """The name and validated spec of the HyperParameterTuningJob in a YAML file."""
     import yaml
@@ -214,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--sidecar-port", type=int, default=9465, help="port the sidecar serves metrics on")
     operator.add_argument("--sidecar-resources", default="{}", help="JSON resources of the sidecar container")
     operator.add_argument(
-        "--sidecar-security-context", default="{}", help="JSON securityContext of the sidecar container"
+        "--sidecar-security-context",
+        default=RESTRICTED_SIDECAR,
+        help="JSON securityContext of the sidecar container (default: what Pod Security 'restricted' requires)",
     )
     operator.add_argument(
         "--scrape-interval", type=float, default=5.0, help="seconds between scrapes of a running trial"
