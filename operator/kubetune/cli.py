@@ -29,12 +29,12 @@ class CliError(Exception):
     """A problem with the command line or its files, reported in one line."""
 
 
-
 RESTRICTED_SIDECAR = (
     '{"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "readOnlyRootFilesystem": true, '
     '"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}'
 )
 """The chart's sidecar securityContext: an operator started by hand injects a sidecar that restricted namespaces admit."""
+
 
 def load_resource(path: Path) -> tuple[str, HyperParameterTuningJobSpec]:
     """The name and validated spec of the HyperParameterTuningJob in a YAML file."""
