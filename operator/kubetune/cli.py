@@ -283,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_spec_error(exc: SpecError) -> None:
+    """Every problem on a line of its own: a terminal has room, and a list is easier to work through."""
+    if len(exc.problems) == 1:
+        print(f"kubetune: invalid tuning job: {exc}", file=sys.stderr)
+        return
+    print(f"kubetune: invalid tuning job, {len(exc.problems)} problems:", file=sys.stderr)
+    for field, message in exc.problems:
+        print(f"  {field}: {message}" if field else f"  {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -291,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except SpecError as exc:
-        print(f"kubetune: invalid tuning job: {exc}", file=sys.stderr)
+        _print_spec_error(exc)
         return EXIT_INVALID
     except CliError as exc:
         print(f"kubetune: {exc}", file=sys.stderr)

@@ -141,7 +141,10 @@ def test_auto_builds_the_median_rule_for_strategies_without_their_own(strategy: 
     changes: dict[str, Any] = {"strategy": strategy}
     if strategy == "Grid":
         changes["parameterRanges"] = {"integerParameterRanges": [{"name": "layers", "minValue": 1, "maxValue": 4}]}
-    spec = parse_spec(auto_spec(**changes))
+    raw = auto_spec(**changes)
+    if strategy == "Grid":
+        raw["resourceLimits"]["maxNumberOfTrainingJobs"] = 4  # the grid's size, or none
+    spec = parse_spec(raw)
     _, scheduler = build(spec, SearchSpace.from_spec(spec))
     assert isinstance(scheduler, MedianStoppingRule)
     assert scheduler.comparison is Comparison.LATEST

@@ -201,3 +201,17 @@ def test_container_without_command_is_refused(tmp_path: Path) -> None:
 def test_validate_command(tmp_path: Path) -> None:
     result = kubetune("validate", str(EXAMPLES / "grid.yaml"), cwd=tmp_path)
     assert result.returncode == 0 and "budget 12 trials" in result.stdout
+
+
+def test_validate_lists_every_problem_on_its_own_line(tmp_path: Path) -> None:
+    text = (EXAMPLES / "random.yaml").read_text()
+    assert "trainingJobEarlyStoppingType" not in text
+    broken = tmp_path / "broken.yaml"
+    # The resource's own spec comes first; a YAML key given twice would keep the last.
+    broken.write_text(text.replace("spec:\n", "spec:\n  trainingJobEarlyStoppingType: Off\n  strategi: Grid\n", 1))
+    result = kubetune("validate", str(broken), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "kubetune: invalid tuning job, 2 problems:"
+    assert '  spec.trainingJobEarlyStoppingType: write "Off" in quotes: unquoted Off is YAML for false' in lines
+    assert "  spec.strategi: unknown field; did you mean strategy?" in lines

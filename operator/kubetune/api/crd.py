@@ -8,12 +8,13 @@ and `kubectl explain` shows the same descriptions the code carries.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel
 
 from kubetune.api.resource import GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
+from kubetune.api.rules import Rule
 from kubetune.api.spec import HyperParameterTuningJobSpec
 from kubetune.api.status import HyperParameterTuningJobStatus
 
@@ -35,10 +36,58 @@ PRINTER_COLUMNS = [
 
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema rewritten as a Kubernetes structural schema."""
+    """The model's JSON schema rewritten as a Kubernetes structural schema, with the models' CEL rules."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
-    return _convert(raw, defs)
+    models = {m.__name__: m for m in models_of(model)}
+    defs = {name: _with_rules(d, models[name]) if name in models else d for name, d in defs.items()}
+    return _convert(_with_rules(raw, model), defs)
+
+
+def models_of(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """The model and every model its fields hold, however nested (lists, optionals, maps)."""
+    found: list[type[BaseModel]] = []
+
+    def visit(annotation: Any) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation not in found:
+            found.append(annotation)
+            for info in annotation.model_fields.values():
+                visit(info.annotation)
+        for arg in get_args(annotation):
+            visit(arg)
+
+    visit(model)
+    return found
+
+
+def cel_validations(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The model's rules that CEL expresses, as x-kubernetes-validations entries.
+
+    A rule on a named thing (a parameter range) says the name in its message, as
+    `kubetune validate` does in its path: the API server's path only has the index.
+    """
+    rules: tuple[Rule, ...] = getattr(model, "RULES", ())
+    named = "name" in model.model_fields
+    out: list[dict[str, Any]] = []
+    for rule in rules:
+        if rule.cel is None:
+            continue
+        entry: dict[str, Any] = {"rule": rule.cel, "message": rule.message}
+        if named:
+            entry["messageExpression"] = f"self.name + ': ' + {_cel_string(rule.message)}"
+        if rule.field:
+            entry["fieldPath"] = "." + rule.field
+        out.append(entry)
+    return out
+
+
+def _cel_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _with_rules(node: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    validations = cel_validations(model)
+    return {**node, "x-kubernetes-validations": validations} if validations else node
 
 
 def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

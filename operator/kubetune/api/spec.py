@@ -8,15 +8,17 @@ one accepts the others accept too.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, ClassVar, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from kubetune.api.delivery import env_var_name
+from kubetune.api.rules import Rule, RuleViolations, check_rules
 from kubetune.errors import SpecError
 
 MAX_TUNABLE_PARAMETERS = 30
@@ -25,20 +27,23 @@ MAX_TUNABLE_PARAMETERS = 30
 MAX_CATEGORICAL_VALUES = 30
 """SageMaker's limit on the number of values of one categorical range."""
 
+MAX_METRIC_DEFINITIONS = 40
+"""SageMaker's limit on metric definitions; like the others it also bounds the CEL rules' cost."""
+
+NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
+"""What a hyperparameter name may be: it becomes part of an environment variable's name."""
+
 ParameterValue = str | int | float | bool
 """A categorical or static value, kept with the type the user wrote it with."""
 
 
-class FieldError(ValueError):
-    """A validator's complaint about one field of the model it validates (e.g. a cross-field rule)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 class Model(BaseModel):
-    """Shared model settings: camelCase on the wire, snake_case in Python, no unknown fields."""
+    """Shared model settings: camelCase on the wire, snake_case in Python, no unknown fields.
+
+    A model's rules across its fields are data (`RULES`, see kubetune.api.rules), not
+    validators of its own, so the CRD can carry the same rules and all of them are
+    reported at once.
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -47,6 +52,13 @@ class Model(BaseModel):
         frozen=True,
         use_enum_values=False,
     )
+
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        check_rules(self, type(self).RULES)
+        return self
 
 
 class Strategy(StrEnum):
@@ -149,12 +161,36 @@ class ResourceLimits(Model):
     )
 
 
-def _check_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name):
-        raise ValueError(
-            f"{name!r} is not a valid hyperparameter name: use letters, digits, '_', '.', '-', starting with a letter or '_'"
-        )
-    return name
+def _bad_name(r: Any) -> str | None:
+    if re.fullmatch(NAME_PATTERN, r.name):
+        return None
+    return f"{r.name!r} is not a valid hyperparameter name: use letters, digits, '_', '.', '-', starting with a letter or '_'"
+
+
+NAME_RULE = Rule(
+    "name-pattern",
+    "name",
+    _bad_name,
+    "is not a valid hyperparameter name: use letters, digits, _, . and -, starting with a letter or _",
+    cel=f"self.name.matches('^{NAME_PATTERN}$')",
+)
+
+
+def _min_below_max(r: Any) -> str | None:
+    if r.min_value < r.max_value:
+        return None
+    return f"minValue ({r.min_value}) must be less than maxValue ({r.max_value})"
+
+
+MIN_BELOW_MAX = Rule(
+    "min-below-max", "", _min_below_max, "minValue must be less than maxValue", cel="self.minValue < self.maxValue"
+)
+
+
+def _logarithmic_needs_positive(r: Any) -> str | None:
+    if r.scaling_type is ScalingType.LOGARITHMIC and r.min_value <= 0:
+        return "Logarithmic scaling needs minValue > 0"
+    return None
 
 
 class IntegerParameterRange(Model):
@@ -172,16 +208,28 @@ class IntegerParameterRange(Model):
         ),
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        _check_name(self.name)
-        if self.min_value >= self.max_value:
-            raise ValueError(f"minValue ({self.min_value}) must be less than maxValue ({self.max_value})")
-        if self.scaling_type is ScalingType.LOGARITHMIC and self.min_value <= 0:
-            raise ValueError("Logarithmic scaling needs minValue > 0")
-        if self.scaling_type is ScalingType.REVERSE_LOGARITHMIC:
-            raise ValueError("ReverseLogarithmic scaling is only valid for continuous ranges within [0, 1)")
-        return self
+    RULES = (
+        NAME_RULE,
+        MIN_BELOW_MAX,
+        Rule(
+            "logarithmic-positive",
+            "",
+            _logarithmic_needs_positive,
+            "Logarithmic scaling needs minValue > 0",
+            cel="self.scalingType != 'Logarithmic' || self.minValue > 0",
+        ),
+        Rule(
+            "integer-not-reverse-logarithmic",
+            "scalingType",
+            lambda r: (
+                "ReverseLogarithmic scaling is only valid for continuous ranges within [0, 1)"
+                if r.scaling_type is ScalingType.REVERSE_LOGARITHMIC
+                else None
+            ),
+            "ReverseLogarithmic scaling is only valid for continuous ranges within [0, 1)",
+            cel="self.scalingType != 'ReverseLogarithmic'",
+        ),
+    )
 
 
 class ContinuousParameterRange(Model):
@@ -200,18 +248,40 @@ class ContinuousParameterRange(Model):
         ),
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        _check_name(self.name)
-        if not (math.isfinite(self.min_value) and math.isfinite(self.max_value)):
-            raise ValueError("minValue and maxValue must be finite numbers")
-        if self.min_value >= self.max_value:
-            raise ValueError(f"minValue ({self.min_value}) must be less than maxValue ({self.max_value})")
-        if self.scaling_type is ScalingType.LOGARITHMIC and self.min_value <= 0:
-            raise ValueError("Logarithmic scaling needs minValue > 0")
-        if self.scaling_type is ScalingType.REVERSE_LOGARITHMIC and not (self.min_value >= 0 and self.max_value < 1):
-            raise ValueError("ReverseLogarithmic scaling needs 0 <= minValue and maxValue < 1")
-        return self
+    RULES = (
+        NAME_RULE,
+        Rule(
+            "finite-bounds",
+            "",
+            lambda r: (
+                None
+                if math.isfinite(r.min_value) and math.isfinite(r.max_value)
+                else "minValue and maxValue must be finite numbers"
+            ),
+            "minValue and maxValue must be finite numbers",
+            no_cel="JSON has no infinite or NaN numbers and the schema's type: number refuses the strings"
+            " 'inf' and 'nan' that only pydantic would parse",
+        ),
+        MIN_BELOW_MAX,
+        Rule(
+            "logarithmic-positive",
+            "",
+            _logarithmic_needs_positive,
+            "Logarithmic scaling needs minValue > 0",
+            cel="self.scalingType != 'Logarithmic' || self.minValue > 0.0",
+        ),
+        Rule(
+            "reverse-logarithmic-bounds",
+            "",
+            lambda r: (
+                "ReverseLogarithmic scaling needs 0 <= minValue and maxValue < 1"
+                if r.scaling_type is ScalingType.REVERSE_LOGARITHMIC and not (r.min_value >= 0 and r.max_value < 1)
+                else None
+            ),
+            "ReverseLogarithmic scaling needs 0 <= minValue and maxValue < 1",
+            cel="self.scalingType != 'ReverseLogarithmic' || (self.minValue >= 0.0 && self.maxValue < 1.0)",
+        ),
+    )
 
 
 class CategoricalParameterRange(Model):
@@ -224,26 +294,41 @@ class CategoricalParameterRange(Model):
         description="The values to choose from; each is passed to the trial with the type it is written with.",
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        _check_name(self.name)
-        keys = [(type(v).__name__, v) for v in self.values]
-        if len(set(keys)) != len(keys):
-            raise ValueError("values must be distinct")
-        return self
+    RULES = (
+        NAME_RULE,
+        Rule(
+            "distinct-values",
+            "values",
+            lambda r: (
+                None if len({(type(v).__name__, v) for v in r.values}) == len(r.values) else "values must be distinct"
+            ),
+            "values must be distinct",
+            no_cel="the values may be strings, numbers or booleans, which a structural schema can only leave"
+            " untyped, and CEL cannot see an untyped field",
+        ),
+    )
+
+
+def _repeated(names: list[str]) -> list[str]:
+    return sorted({n for n in names if names.count(n) > 1})
+
+
+_RANGE_KINDS = ("integerParameterRanges", "continuousParameterRanges", "categoricalParameterRanges")
+_CEL_NAMES = "(" + " + ".join(f"(has(self.{k}) ? self.{k}.map(r, r.name) : [])" for k in _RANGE_KINDS) + ")"
+_CEL_RANGE_COUNT = "(" + " + ".join(f"(has(self.{k}) ? self.{k}.size() : 0)" for k in _RANGE_KINDS) + ")"
 
 
 class ParameterRanges(Model):
     """The hyperparameters to tune and the ranges to search."""
 
     integer_parameter_ranges: list[IntegerParameterRange] = Field(
-        default_factory=list, description="Integer hyperparameters."
+        default_factory=list, max_length=MAX_TUNABLE_PARAMETERS, description="Integer hyperparameters."
     )
     continuous_parameter_ranges: list[ContinuousParameterRange] = Field(
-        default_factory=list, description="Real-valued hyperparameters."
+        default_factory=list, max_length=MAX_TUNABLE_PARAMETERS, description="Real-valued hyperparameters."
     )
     categorical_parameter_ranges: list[CategoricalParameterRange] = Field(
-        default_factory=list, description="Hyperparameters with a list of values."
+        default_factory=list, max_length=MAX_TUNABLE_PARAMETERS, description="Hyperparameters with a list of values."
     )
 
     def names(self) -> list[str]:
@@ -253,17 +338,37 @@ class ParameterRanges(Model):
             *(r.name for r in self.categorical_parameter_ranges),
         ]
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        names = self.names()
-        if not names:
-            raise ValueError("at least one parameter range is required")
-        if len(names) > MAX_TUNABLE_PARAMETERS:
-            raise ValueError(f"at most {MAX_TUNABLE_PARAMETERS} tunable hyperparameters are allowed, got {len(names)}")
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"hyperparameter names must be unique; repeated: {', '.join(duplicates)}")
-        return self
+    RULES = (
+        Rule(
+            "at-least-one-range",
+            "",
+            lambda r: None if r.names() else "at least one parameter range is required",
+            "at least one parameter range is required",
+            cel=f"{_CEL_RANGE_COUNT} > 0",
+        ),
+        Rule(
+            "at-most-30-parameters",
+            "",
+            lambda r: (
+                None
+                if len(r.names()) <= MAX_TUNABLE_PARAMETERS
+                else f"at most {MAX_TUNABLE_PARAMETERS} tunable hyperparameters are allowed, got {len(r.names())}"
+            ),
+            f"at most {MAX_TUNABLE_PARAMETERS} tunable hyperparameters are allowed",
+            cel=f"{_CEL_RANGE_COUNT} <= {MAX_TUNABLE_PARAMETERS}",
+        ),
+        Rule(
+            "unique-parameter-names",
+            "",
+            lambda r: (
+                None
+                if not (repeated := _repeated(r.names()))
+                else f"hyperparameter names must be unique; repeated: {', '.join(repeated)}"
+            ),
+            "hyperparameter names must be unique",
+            cel=f"{_CEL_NAMES}.all(n, {_CEL_NAMES}.exists_one(m, m == n))",
+        ),
+    )
 
 
 class HyperbandStrategyConfig(Model):
@@ -295,11 +400,19 @@ class HyperbandStrategyConfig(Model):
         description="How new configurations are proposed: Random, or Bayesian (model-based, fitted on the highest rung with enough results).",
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.min_resource is not None and self.max_resource is not None and self.min_resource >= self.max_resource:
-            raise ValueError(f"minResource ({self.min_resource}) must be less than maxResource ({self.max_resource})")
-        return self
+    RULES = (
+        Rule(
+            "min-resource-below-max",
+            "minResource",
+            lambda c: (
+                f"({c.min_resource}) must be less than maxResource ({c.max_resource})"
+                if c.min_resource is not None and c.max_resource is not None and c.min_resource >= c.max_resource
+                else None
+            ),
+            "must be less than maxResource",
+            cel="!has(self.minResource) || !has(self.maxResource) || self.minResource < self.maxResource",
+        ),
+    )
 
 
 class StrategyConfig(Model):
@@ -342,6 +455,14 @@ class TuningJobCompletionCriteria(Model):
     )
 
 
+def _regex_problem(regex: str) -> str | None:
+    try:
+        compiled = re.compile(regex)
+    except re.error as exc:
+        return f"regex {regex!r} does not compile: {exc}"
+    return None if compiled.groups >= 1 else f"regex {regex!r} needs a capture group around the value"
+
+
 class MetricDefinition(Model):
     """A metric read from the training container's output with a regular expression."""
 
@@ -352,15 +473,22 @@ class MetricDefinition(Model):
         description="Regular expression whose first capture group is the metric's value, matched against each output line.",
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        try:
-            compiled = re.compile(self.regex)
-        except re.error as exc:
-            raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from None
-        if compiled.groups < 1:
-            raise ValueError(f"regex {self.regex!r} needs a capture group around the value")
-        return self
+    RULES = (
+        Rule(
+            "regex-with-group",
+            "regex",
+            lambda m: _regex_problem(m.regex),
+            "must compile and have a capture group around the value",
+            no_cel="CEL can match a regex but not say whether a string is one (nor would RE2 agree with"
+            " Python's re, which the collector uses)",
+        ),
+    )
+
+
+_OPAQUE_TEMPLATE = (
+    "the trial template is a free-form JobSpec (x-kubernetes-preserve-unknown-fields), whose fields CEL cannot"
+    " see; the operator's server-side dry run of the first trial's Job checks the rest"
+)
 
 
 class TrialTemplate(Model):
@@ -380,30 +508,79 @@ class TrialTemplate(Model):
         containers = pod.get("containers") if isinstance(pod, dict) else None
         return containers if isinstance(containers, list) else []
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        containers = self.containers()
-        if not containers:
-            raise ValueError("spec.template.spec.containers must list at least one container")
-        for i, container in enumerate(containers):
-            if not isinstance(container, dict) or not isinstance(container.get("name"), str):
-                raise ValueError(f"spec.template.spec.containers[{i}] needs a name")
-        bad = _bad_quantities(self.spec)
-        if bad:
-            raise ValueError(
-                f"{bad[0][0]}: {bad[0][1]!r} is not a Kubernetes quantity (a number with an optional suffix: 500m, 2Gi, 1e3)"
-            )
-        pod_metadata = self.spec.get("template", {}).get("metadata")
-        for where, metadata in (("metadata", self.metadata), ("spec.template.metadata", pod_metadata)):
-            if not isinstance(metadata, dict):
-                continue
-            # Trials live in the tuning job's namespace and belong to it alone: a template that
-            # names another namespace or owner would make the operator act where its user cannot.
-            if "namespace" in metadata:
-                raise ValueError(f"{where}.namespace must not be set: trials always run in the tuning job's namespace")
-            if "ownerReferences" in metadata:
-                raise ValueError(f"{where}.ownerReferences must not be set: the tuning job owns its trials")
-        return self
+    RULES = (
+        Rule(
+            "containers-listed",
+            "",
+            lambda t: None if t.containers() else "spec.template.spec.containers must list at least one container",
+            "spec.template.spec.containers must list at least one container",
+            no_cel=_OPAQUE_TEMPLATE,
+        ),
+        Rule(
+            "containers-named",
+            "",
+            lambda t: next(
+                (
+                    f"spec.template.spec.containers[{i}] needs a name"
+                    for i, c in enumerate(t.containers())
+                    if not isinstance(c, dict) or not isinstance(c.get("name"), str)
+                ),
+                None,
+            ),
+            "every container needs a name",
+            no_cel=_OPAQUE_TEMPLATE,
+        ),
+        Rule(
+            "quantities",
+            "",
+            lambda t: (
+                "; ".join(
+                    f"{path}: {value!r} is not a Kubernetes quantity (a number with an optional suffix: 500m, 2Gi, 1e3)"
+                    for path, value in _bad_quantities(t.spec)
+                )
+                or None
+            ),
+            "container resources must be Kubernetes quantities",
+            no_cel=_OPAQUE_TEMPLATE,
+        ),
+        # Trials live in the tuning job's namespace and belong to it alone: a template that
+        # names another namespace or owner would make the operator act where its user cannot.
+        Rule(
+            "no-namespace",
+            "",
+            lambda t: (
+                "; ".join(
+                    f"{where}.namespace must not be set: trials always run in the tuning job's namespace"
+                    for where, metadata in t.metadatas()
+                    if "namespace" in metadata
+                )
+                or None
+            ),
+            "metadata.namespace must not be set",
+            no_cel=_OPAQUE_TEMPLATE + "; the chart's admission policy refuses it",
+        ),
+        Rule(
+            "no-owner-references",
+            "",
+            lambda t: (
+                "; ".join(
+                    f"{where}.ownerReferences must not be set: the tuning job owns its trials"
+                    for where, metadata in t.metadatas()
+                    if "ownerReferences" in metadata
+                )
+                or None
+            ),
+            "metadata.ownerReferences must not be set",
+            no_cel=_OPAQUE_TEMPLATE + "; the chart's admission policy refuses it",
+        ),
+    )
+
+    def metadatas(self) -> list[tuple[str, dict[str, Any]]]:
+        """The Job's and the pod's metadata, with where each sits in the template."""
+        template = self.spec.get("template")
+        pod = template.get("metadata") if isinstance(template, dict) else None
+        found = [("metadata", self.metadata), ("spec.template.metadata", pod)]
+        return [(where, m) for where, m in found if isinstance(m, dict)]
 
 
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
@@ -429,6 +606,43 @@ def _bad_quantities(job_spec: dict[str, Any]) -> list[tuple[str, Any]]:
                     if not ok:
                         found.append((f"spec.template.spec.{kind}[{i}].resources.{part}.{name}", value))
     return found
+
+
+_OPAQUE_STATIC = (
+    "staticHyperParameters' values may be strings, numbers or booleans, so the map is untyped in the schema"
+    " and CEL cannot see it"
+)
+
+
+def _env_clash(spec: HyperParameterTuningJobSpec) -> str | None:
+    by_env: dict[str, list[str]] = {}
+    for name in [*spec.parameter_ranges.names(), *spec.static_hyper_parameters]:
+        by_env.setdefault(env_var_name(name), []).append(name)
+    clashes = [names for names in by_env.values() if len(names) > 1]
+    if not clashes:
+        return None
+    return (
+        f"hyperparameters {' and '.join(repr(n) for n in clashes[0])} would share the environment variable"
+        f" {env_var_name(clashes[0][0])}; rename one"
+    )
+
+
+def grid_size(ranges: ParameterRanges) -> int | None:
+    """How many points the Grid strategy enumerates; None when a continuous range makes it infinite."""
+    if ranges.continuous_parameter_ranges:
+        return None
+    return math.prod(
+        [r.max_value - r.min_value + 1 for r in ranges.integer_parameter_ranges]
+        + [len(r.values) for r in ranges.categorical_parameter_ranges]
+    )
+
+
+def _grid_budget_problem(spec: HyperParameterTuningJobSpec) -> str | None:
+    budget = spec.resource_limits.max_number_of_training_jobs
+    size = grid_size(spec.parameter_ranges)
+    if spec.strategy is not Strategy.GRID or budget is None or size is None or budget == size:
+        return None
+    return f"must equal the number of grid points ({size}) with the Grid strategy, or be left out"
 
 
 class HyperParameterTuningJobSpec(Model):
@@ -458,7 +672,9 @@ class HyperParameterTuningJobSpec(Model):
         description="Seed that makes suggestions reproducible: the same spec and results give the same trials.",
     )
     metric_definitions: list[MetricDefinition] = Field(
-        default_factory=list, description="Metrics read from the training container's output."
+        default_factory=list,
+        max_length=MAX_METRIC_DEFINITIONS,
+        description="Metrics read from the training container's output.",
     )
     static_hyper_parameters: dict[str, ParameterValue] = Field(
         default_factory=dict, description="Hyperparameters passed unchanged to every trial."
@@ -479,42 +695,108 @@ class HyperParameterTuningJobSpec(Model):
         default=False, description="Set to true to stop the running trials and end the tuning job as Stopped."
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        tuned = set(self.parameter_ranges.names())
-        clash = sorted(tuned & set(self.static_hyper_parameters))
-        if clash:
-            raise FieldError("staticHyperParameters", f"repeats tuned hyperparameters: {', '.join(clash)}")
-        by_env: dict[str, list[str]] = {}
-        for name in [*self.parameter_ranges.names(), *self.static_hyper_parameters]:
-            by_env.setdefault(env_var_name(name), []).append(name)
-        clashes = [names for names in by_env.values() if len(names) > 1]
-        if clashes:
-            raise FieldError(
-                "staticHyperParameters",
-                f"hyperparameters {' and '.join(repr(n) for n in clashes[0])} would share the environment variable"
-                f" {env_var_name(clashes[0][0])}; rename one",
-            )
-        names = [c["name"] for c in self.trial_template.containers()]
-        if self.primary_container_name is not None and self.primary_container_name not in names:
-            raise FieldError(
-                "primaryContainerName",
-                f"{self.primary_container_name!r} is not a container of the trial template ({', '.join(names)})",
-            )
-        metric_names = [m.name for m in self.metric_definitions]
-        if len(set(metric_names)) != len(metric_names):
-            raise FieldError("metricDefinitions", "names must be unique")
-        if self.strategy is Strategy.HYPERBAND and self.training_job_early_stopping_type is EarlyStoppingType.AUTO:
-            raise FieldError(
-                "trainingJobEarlyStoppingType", "must be Off with the Hyperband strategy, which stops trials itself"
-            )
-        if (
-            self.strategy is not Strategy.HYPERBAND
-            and self.strategy_config
-            and self.strategy_config.hyperband_strategy_config
-        ):
-            raise FieldError("strategyConfig.hyperbandStrategyConfig", "is only valid with the Hyperband strategy")
-        return self
+    RULES = (
+        Rule(
+            "static-not-tuned",
+            "staticHyperParameters",
+            lambda s: (
+                f"repeats tuned hyperparameters: {', '.join(clash)}"
+                if (clash := sorted(set(s.parameter_ranges.names()) & set(s.static_hyper_parameters)))
+                else None
+            ),
+            "repeats a tuned hyperparameter",
+            no_cel=_OPAQUE_STATIC,
+        ),
+        Rule(
+            "distinct-environment-variables",
+            "staticHyperParameters",
+            lambda s: _env_clash(s),
+            "two hyperparameters would share an environment variable",
+            no_cel="needs a regex replacement to map names to variables, which Kubernetes CEL lacks; " + _OPAQUE_STATIC,
+        ),
+        Rule(
+            "primary-container-exists",
+            "primaryContainerName",
+            lambda s: (
+                None
+                if s.primary_container_name is None
+                or s.primary_container_name in (names := [c["name"] for c in s.trial_template.containers()])
+                else f"{s.primary_container_name!r} is not a container of the trial template ({', '.join(names)})"
+            ),
+            "is not a container of the trial template",
+            no_cel=_OPAQUE_TEMPLATE,
+        ),
+        Rule(
+            "unique-metric-names",
+            "metricDefinitions",
+            lambda s: (
+                None
+                if not (repeated := _repeated([m.name for m in s.metric_definitions]))
+                else f"names must be unique; repeated: {', '.join(repeated)}"
+            ),
+            "names must be unique",
+            cel="!has(self.metricDefinitions) || self.metricDefinitions.all(m,"
+            " self.metricDefinitions.exists_one(n, n.name == m.name))",
+        ),
+        Rule(
+            "hyperband-without-auto",
+            "trainingJobEarlyStoppingType",
+            lambda s: (
+                "must be Off with the Hyperband strategy, which stops trials itself"
+                if s.strategy is Strategy.HYPERBAND and s.training_job_early_stopping_type is EarlyStoppingType.AUTO
+                else None
+            ),
+            "must be Off with the Hyperband strategy, which stops trials itself",
+            cel="!(self.strategy == 'Hyperband' && self.trainingJobEarlyStoppingType == 'Auto')",
+        ),
+        Rule(
+            "hyperband-config-only-with-hyperband",
+            "strategyConfig.hyperbandStrategyConfig",
+            lambda s: (
+                "is only valid with the Hyperband strategy"
+                if s.strategy is not Strategy.HYPERBAND
+                and s.strategy_config
+                and s.strategy_config.hyperband_strategy_config
+                else None
+            ),
+            "is only valid with the Hyperband strategy",
+            cel="self.strategy == 'Hyperband' || !has(self.strategyConfig)"
+            " || !has(self.strategyConfig.hyperbandStrategyConfig)",
+        ),
+        Rule(
+            "grid-without-continuous",
+            "parameterRanges.continuousParameterRanges",
+            lambda s: (
+                "the Grid strategy cannot enumerate continuous hyperparameters ("
+                + ", ".join(r.name for r in s.parameter_ranges.continuous_parameter_ranges)
+                + "); use integer or categorical ranges"
+                if s.strategy is Strategy.GRID and s.parameter_ranges.continuous_parameter_ranges
+                else None
+            ),
+            "the Grid strategy cannot enumerate continuous hyperparameters; use integer or categorical ranges",
+            cel="self.strategy != 'Grid' || !has(self.parameterRanges.continuousParameterRanges)"
+            " || self.parameterRanges.continuousParameterRanges.size() == 0",
+        ),
+        Rule(
+            "budget-required",
+            "resourceLimits.maxNumberOfTrainingJobs",
+            lambda s: (
+                f"is required with the {s.strategy.value} strategy"
+                if s.strategy is not Strategy.GRID and s.resource_limits.max_number_of_training_jobs is None
+                else None
+            ),
+            "is required with every strategy but Grid",
+            cel="self.strategy == 'Grid' || (has(self.resourceLimits)"
+            " && has(self.resourceLimits.maxNumberOfTrainingJobs))",
+        ),
+        Rule(
+            "grid-budget",
+            "resourceLimits.maxNumberOfTrainingJobs",
+            lambda s: _grid_budget_problem(s),
+            "must equal the number of grid points with the Grid strategy, or be left out",
+            no_cel="the grid's size is a product over the ranges, and Kubernetes CEL has no fold or product",
+        ),
+    )
 
     @property
     def primary_container(self) -> dict[str, Any]:
@@ -529,21 +811,17 @@ class HyperParameterTuningJobSpec(Model):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _field_path(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
-    """Turn a pydantic error location into the path a user wrote, e.g. spec.parameterRanges.integerParameterRanges[0].minValue."""
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item.startswith("function-") or item in {"str", "int", "float", "bool"}:
-            continue
-        else:
-            parts.append(("." if parts else "") + to_camel(item) if "_" in item else ("." if parts else "") + item)
-    return "spec." + "".join(parts) if parts else "spec"
+UNION_MEMBERS = {"str", "int", "float", "bool"}
+"""Location parts pydantic adds for each member of ParameterValue: the user never wrote them."""
 
 
 def parse_spec(spec: HyperParameterTuningJobSpec | dict[str, Any]) -> HyperParameterTuningJobSpec:
-    """Validate a spec, raising SpecError naming the first offending field."""
+    """Validate a spec, raising one SpecError that names every offending field.
+
+    All problems at once, because a user who fixes the first only to meet the
+    next (or the typo hidden behind "and 1 more problem") gives up; each path is
+    the one the user wrote, with the parameter's name where it sits in a list.
+    """
     if isinstance(spec, HyperParameterTuningJobSpec):
         return spec
     if not isinstance(spec, dict):
@@ -551,12 +829,97 @@ def parse_spec(spec: HyperParameterTuningJobSpec | dict[str, Any]) -> HyperParam
     try:
         return HyperParameterTuningJobSpec.model_validate(spec)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        path = _field_path(HyperParameterTuningJobSpec, tuple(first["loc"]))
-        cause = first.get("ctx", {}).get("error")
-        if isinstance(cause, FieldError):
-            path = f"{path}.{cause.field}"
-        message = first["msg"].removeprefix("Value error, ")
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise SpecError(path, message + more) from None
+        problems: list[tuple[str, str]] = []
+        for error in exc.errors():
+            for problem in _problems(spec, error):
+                if problem not in problems:
+                    problems.append(problem)
+        raise SpecError.of(problems) from None
+
+
+def _problems(spec: dict[str, Any], error: Any) -> list[tuple[str, str]]:
+    """The (path, message) pairs one pydantic error stands for (a rule error holds several)."""
+    loc = tuple(error["loc"])
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, RuleViolations):
+        return [(_field_path(spec, loc, field), message) for field, message in cause.problems]
+    message = error["msg"].removeprefix("Value error, ")
+    if any(isinstance(part, str) and part in UNION_MEMBERS for part in loc):
+        message = "must be a string, a number or a boolean"
+    elif error["type"] == "enum" and isinstance(error.get("input"), bool):
+        message = _boolean_hint(error["input"], error.get("ctx", {}).get("expected", ""))
+    elif error["type"] == "extra_forbidden":
+        message = _unknown_field(loc)
+    return [(_field_path(spec, loc), message)]
+
+
+def _boolean_hint(value: bool, expected: str) -> str:
+    """YAML reads unquoted Off, No, On and Yes as booleans: say so, since the user typed a word, not false."""
+    choices = re.findall(r"'([^']*)'", expected)
+    for choice in choices:
+        if choice.lower() in (("off", "no", "false") if not value else ("on", "yes", "true")):
+            return f'write "{choice}" in quotes: unquoted {choice} is YAML for {str(value).lower()}'
+    quoted = " or ".join(f'"{c}"' for c in choices)
+    return (
+        f"got the boolean {str(value).lower()}, which is what YAML makes of an unquoted yes, no, on or off;"
+        f" write {quoted} in quotes"
+    )
+
+
+def _unknown_field(loc: tuple[int | str, ...]) -> str:
+    """An unknown field is most often a typo: name the field that was probably meant."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "unknown field"
+    known = [info.alias or name for name, info in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return "unknown field; " + (f"did you mean {close[0]}?" if close else "known fields here: " + ", ".join(known))
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that validates the object at this location of a spec."""
+    model: type[BaseModel] = HyperParameterTuningJobSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = next((i for n, i in model.model_fields.items() if part in (n, i.alias)), None)
+        found = _model_in(info.annotation) if info is not None else None
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model inside an annotation such as `list[X]` or `X | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, Union) or type(annotation).__name__ == "UnionType":
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _field_path(spec: Any, loc: tuple[int | str, ...], relative: str = "") -> str:
+    """The path a user wrote, e.g. spec.parameterRanges.continuousParameterRanges[1] (weight_decay).minValue.
+
+    An index into a list of named things (ranges, metric definitions) is followed by the
+    item's name: "[1]" alone sends the user counting.
+    """
+    path = "spec"
+    node = spec
+    for part in loc:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            name = node.get("name") if isinstance(node, dict) else None
+            path += f"[{part}]" + (f" ({name})" if isinstance(name, str) and name else "")
+        elif part in UNION_MEMBERS or part.startswith("function-"):
+            continue
+        else:
+            # pydantic names fields by alias here, but map keys (a static hyperparameter) as written
+            key = part if isinstance(node, dict) and part in node else to_camel(part) if "_" in part else part
+            node = node.get(key) if isinstance(node, dict) else None
+            path += f".{key}"
+    return f"{path}.{relative}" if relative else path
