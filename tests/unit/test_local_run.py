@@ -215,3 +215,85 @@ def test_validate_lists_every_problem_on_its_own_line(tmp_path: Path) -> None:
     assert lines[0] == "kubetune: invalid tuning job, 2 problems:"
     assert '  spec.trainingJobEarlyStoppingType: write "Off" in quotes: unquoted Off is YAML for false' in lines
     assert "  spec.strategi: unknown field; did you mean strategy?" in lines
+
+
+# -- a trial without an objective, a command that cannot start ------------------------------
+
+
+def test_trials_without_the_objective_say_what_they_reported_and_end_the_job_early(tmp_path: Path) -> None:
+    script = """
+        for epoch in range(1, 4):
+            print(f"epoch {epoch} loss={1 / epoch:.3f} val_acc=0.5", flush=True)
+    """
+    spec = small_spec(
+        metricDefinitions=[
+            {"name": "score", "regex": "score=([0-9.]+)"},
+            {"name": "loss", "regex": "loss=([0-9.]+)"},
+        ],
+        resourceLimits={"maxNumberOfTrainingJobs": 20, "maxParallelTrainingJobs": 1},
+    )
+    result = kubetune("run", str(write_job(tmp_path, spec, script)), "-o", "out.json", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    document = json.loads((tmp_path / "out.json").read_text())
+    said = 'no objective: score was never reported; reported: loss (3); metricDefinitions that never matched: score ("score=([0-9.]+)")'
+    assert document["completionReason"] == "ObjectiveNotReported"
+    assert len(document["trials"]) == 3  # not the budget of 20
+    assert document["message"].endswith(said), document["message"]
+    for trial in document["trials"]:
+        assert trial["status"] == "Completed" and trial["objective"] is None
+        assert trial["reason"] == said
+        assert trial["diagnostics"]["unmatched"] == [{"name": "score", "regex": "score=([0-9.]+)"}]
+    assert said in result.stdout  # the summary printed at the end says it too
+
+
+def test_a_nan_objective_is_named_as_such(tmp_path: Path) -> None:
+    script = """
+        import kubetune
+        kubetune.report(score=float("nan"), step=3)
+    """
+    spec = small_spec(metricDefinitions=[])
+    result = kubetune("run", str(write_job(tmp_path, spec, script)), "-o", "out.json", cwd=tmp_path)
+    document = json.loads((tmp_path / "out.json").read_text())
+    assert {t["reason"] for t in document["trials"]} == {"the objective score was NaN at step 3"}, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["./no-such-program"], "could not start './no-such-program': No such file or directory"),
+        (["./not-executable.sh"], "could not start './not-executable.sh': Permission denied"),
+    ],
+)
+def test_a_command_that_cannot_start_is_a_failed_trial_not_a_crash(
+    tmp_path: Path, command: list[str], says: str
+) -> None:
+    (tmp_path / "not-executable.sh").write_text("#!/bin/sh\necho score=1\n")
+    spec = small_spec(
+        resourceLimits={"maxNumberOfTrainingJobs": 2, "maxParallelTrainingJobs": 1},
+        trialTemplate={"spec": {"template": {"spec": {"containers": [{"name": "main", "command": command}]}}}},
+    )
+    result = kubetune("run", str(write_job(tmp_path, spec, "")), "-o", "out.json", cwd=tmp_path)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1
+    document = json.loads((tmp_path / "out.json").read_text())
+    assert document["completionReason"] == "AllTrainingJobsFailed"
+    assert [(t["status"], t["reason"]) for t in document["trials"]] == [("Failed", says)] * 2
+    assert says in result.stderr
+
+
+def test_a_missing_working_directory_is_named(tmp_path: Path) -> None:
+    spec = small_spec(
+        resourceLimits={"maxNumberOfTrainingJobs": 1},
+        trialTemplate={
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "main", "command": ["python", "train.py"], "workingDir": "gone"}]}
+                }
+            }
+        },
+    )
+    result = kubetune("run", str(write_job(tmp_path, spec, "print('score=1')")), "-o", "out.json", cwd=tmp_path)
+    document = json.loads((tmp_path / "out.json").read_text())
+    assert "Traceback" not in result.stderr
+    reason = document["trials"][0]["reason"]
+    assert reason.startswith("could not start 'python': No such file or directory") and reason.endswith("/gone")

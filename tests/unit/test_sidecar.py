@@ -13,7 +13,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kubetune.api.spec import MetricDefinition
+from kubetune.collector.collector import explain_missing_objective
 from kubetune.operator.trialjob import OUTPUT_WRAPPER
+from kubetune.runners.sidecar import SidecarSettings, TrialWatcher
 
 
 def free_port() -> int:
@@ -51,7 +54,9 @@ def test_sidecar_collects_wrapped_output_and_reports(tmp_path: Path) -> None:
         "KUBETUNE_SIDECAR_PORT": str(port),
         "KUBETUNE_TERMINATION_LOG": str(termination),
     }
-    sidecar = subprocess.Popen([sys.executable, "-m", "kubetune.cli", "sidecar"], env=env, stderr=subprocess.PIPE, text=True)
+    sidecar = subprocess.Popen(
+        [sys.executable, "-m", "kubetune.cli", "sidecar"], env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_for(lambda: get(port, "/healthz")["ok"])
         script = (
@@ -65,7 +70,10 @@ def test_sidecar_collects_wrapped_output_and_reports(tmp_path: Path) -> None:
         )
         trial_env = {**env, "KUBETUNE_METRICS_FILE": str(tmp_path / "metrics.jsonl")}
         result = subprocess.run(
-            ["/bin/sh", "-c", OUTPUT_WRAPPER, "w", sys.executable, "-c", script], env=trial_env, capture_output=True, text=True
+            ["/bin/sh", "-c", OUTPUT_WRAPPER, "w", sys.executable, "-c", script],
+            env=trial_env,
+            capture_output=True,
+            text=True,
         )
         assert result.returncode == 0 and "epoch 3 acc=0.3" in result.stdout  # output still reaches the container log
         series = wait_for(lambda: (s := get(port, "/series?since=1"))["ended"] and s)
@@ -78,3 +86,29 @@ def test_sidecar_collects_wrapped_output_and_reports(tmp_path: Path) -> None:
         sidecar.wait(timeout=10)
     assert sidecar.returncode == 0
     assert json.loads(termination.read_text())["final"] == 0.9
+
+
+def test_the_termination_message_carries_what_a_trial_without_objective_emitted(tmp_path: Path) -> None:
+    (tmp_path / "stdout.log").write_text("loss=0.5\nloss=0.4\n")
+    (tmp_path / "metrics.jsonl").write_text('{"step": "x", "metrics": {"val_accuracy": 0.9}}\n')
+    (tmp_path / "exit-code").write_text("0\n")
+    settings = SidecarSettings(
+        shared_dir=tmp_path,
+        objective="val_accuracy",
+        definitions=(
+            MetricDefinition(name="loss", regex="loss=([0-9.]+)"),
+            MetricDefinition(name="val_accuracy", regex="val_acc=([0-9.]+)"),
+        ),
+        port=0,
+        termination_log=tmp_path / "termination-log",
+    )
+    watcher = TrialWatcher(settings)
+    watcher.poll(final=True)
+    watcher.write_termination_message()
+    summary = json.loads((tmp_path / "termination-log").read_text())
+    assert summary["final"] is None and summary["exitCode"] == 0
+    assert explain_missing_objective(summary) == (
+        "no objective: val_accuracy was never reported; reported: loss (2);"
+        ' metricDefinitions that never matched: val_accuracy ("val_acc=([0-9.]+)");'
+        " 1 metrics-file record(s) rejected: step 'x' is not a number"
+    )

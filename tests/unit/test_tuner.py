@@ -71,3 +71,54 @@ def test_leaderboard_orders_by_direction() -> None:
 def test_history_format_is_checked() -> None:
     with pytest.raises(ValueError, match="history format"):
         Tuner(make_spec(), history={"format": "something-else"})
+
+
+# -- trials that complete without the objective --------------------------------------------------
+
+
+def test_three_trials_without_an_objective_fail_the_job_naming_what_was_seen() -> None:
+    tuner = Tuner(make_spec())
+    said = "no objective: loss was never reported; reported: accuracy (12)"
+    for number in range(3):
+        assert tuner.completion is None
+        (trial,) = tuner.ask(1)
+        tuner.tell(trial.id, None, diagnostic=said)
+        assert tuner.record(trial.id).reason == said and tuner.record(trial.id).status is TrialStatus.COMPLETED
+        assert number < 2 or tuner.completion is not None
+    completion = tuner.completion
+    assert completion is not None and completion.outcome.value == "Failed"
+    assert completion.reason.value == "ObjectiveNotReported"
+    assert completion.message == f"3 trials completed without an objective value and none has had one; the last: {said}"
+    assert tuner.ask(1) == []
+    restored = Tuner(make_spec(), history=tuner.history())
+    assert restored.history() == tuner.history() and restored.completion == completion
+
+
+def test_trials_without_an_objective_after_one_with_it_do_not_fail_the_job() -> None:
+    tuner = Tuner(make_spec())
+    first, *others = tuner.ask(4)
+    tuner.tell(first.id, 0.5)
+    for trial in others:
+        tuner.tell(trial.id, math.nan, diagnostic="the objective loss was NaN at step 2")
+    assert tuner.completion is None
+    assert tuner.record(first.id).reason == ""  # a value needs no diagnostic
+
+
+def test_running_trials_are_stopped_once_the_objective_is_known_missing() -> None:
+    tuner = Tuner(make_spec())
+    trials = tuner.ask(4)
+    for trial in trials[:3]:
+        tuner.tell(trial.id, None)
+    completion = tuner.completion
+    assert completion is not None and completion.reason.value == "ObjectiveNotReported"
+    assert "the runner did not say what it saw" in completion.message
+    assert [t.id for t in tuner.running] == [trials[3].id]  # the runner stops it; the job has ended
+
+
+def test_failed_trials_do_not_count_as_missing_objectives() -> None:
+    tuner = Tuner(make_spec())
+    trials = tuner.ask(4)
+    for trial in trials[:3]:
+        tuner.fail(trial.id, "exit code 1")
+    tuner.tell(trials[3].id, None, diagnostic="no objective")
+    assert tuner.completion is None

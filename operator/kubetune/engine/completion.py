@@ -17,6 +17,10 @@ from kubetune.api.spec import ConvergenceSetting, HyperParameterTuningJobSpec, O
 IMPROVEMENT_THRESHOLD = 0.01
 """SageMaker's bestObjectiveNotImproving counts a trial as improving when it betters the best by 1% or more."""
 
+OBJECTIVE_NOT_REPORTED_TRIALS = 3
+"""Trials that completed without an objective value, while none has had one, before the job fails:
+a wrong metricName or a regex that never matches would otherwise spend the whole budget."""
+
 CONVERGENCE_MIN_TRIALS = 20
 CONVERGENCE_TOLERANCE = 1e-4
 """Converged: over the last half of the finished trials (at least CONVERGENCE_MIN_TRIALS in all),
@@ -43,6 +47,8 @@ class Reason(StrEnum):
     """The cluster refused a trial's Job for a reason every trial would meet (the runner says which)."""
     TRIAL_NAME_TAKEN = "TrialNameTaken"
     """Both names a trial may have are taken by objects the tuning job does not own."""
+    OBJECTIVE_NOT_REPORTED = "ObjectiveNotReported"
+    """Trials complete but none reports the objective: every further trial would do the same."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,10 @@ class Progress:
     budget: int | None
     """Trials the job may start, or None when only the strategy limits it."""
     strategy_exhausted: bool
+    without_objective: int = 0
+    """Trials that completed (exit 0) without an objective value."""
+    last_without_objective: str = ""
+    """What the runner saw of the last of them (kubetune.collector's explanation), or ""."""
 
 
 class CompletionCriteria:
@@ -117,6 +127,14 @@ class CompletionCriteria:
                 Outcome.FAILED,
                 Reason.MAX_FAILED,
                 f"{progress.failed} trials failed, more than maxFailedTrainingJobs ({self._max_failed})",
+            )
+        if not progress.losses and progress.without_objective >= OBJECTIVE_NOT_REPORTED_TRIALS:
+            seen = progress.last_without_objective or "the runner did not say what it saw"
+            return Completion(
+                Outcome.FAILED,
+                Reason.OBJECTIVE_NOT_REPORTED,
+                f"{progress.without_objective} trials completed without an objective value and none has had one;"
+                f" the last: {seen}",
             )
         if self._target is not None and progress.losses:
             best = progress.losses.best

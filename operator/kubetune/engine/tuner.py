@@ -46,6 +46,8 @@ class Tuner:
         self._failed_configs: list[Mapping[str, ParameterValue]] = []
         self._losses = LossTrace()
         self._failed = 0
+        self._without_objective = 0
+        self._last_without_objective = ""
         self._seq = 0
         self._cancelled: str | None = None
         self._aborted: Completion | None = None
@@ -78,19 +80,32 @@ class Tuner:
             return record.status is TrialStatus.STOPPED
         return self._report(record, float(step), float(value), self._next_seq())
 
-    def tell(self, trial_id: str, value: float | None, late_reports: Sequence[tuple[float, float]] = ()) -> None:
+    def tell(
+        self,
+        trial_id: str,
+        value: float | None,
+        late_reports: Sequence[tuple[float, float]] = (),
+        diagnostic: str | None = None,
+    ) -> None:
         """The trial finished; `value` is its final objective (None or NaN: it yielded none).
 
         `late_reports` are (step, value) reports the runner only learned of once the
         trial was over (it ran between two scrapes): the scheduler learns from them
         — a rung counts every trial that reached it — but they cannot stop a trial
         that has already run to its end, so it keeps its real final value.
+
+        `diagnostic` says, when there is no value, what the trial did emit
+        (kubetune.collector.explain_missing_objective): it becomes the trial's reason,
+        and the message of the job's failure once OBJECTIVE_NOT_REPORTED_TRIALS
+        trials in a row came back without a value.
         """
         record = self._record(trial_id)
         if record.status is TrialStatus.RUNNING:
             for step, reported in late_reports:
                 self._report(record, float(step), float(reported), self._next_seq(), may_stop=False)
-            self._end(record, TrialStatus.COMPLETED, value, "", self._next_seq())
+            missing = value is None or not math.isfinite(value)
+            reason = (diagnostic or "") if missing else ""
+            self._end(record, TrialStatus.COMPLETED, value, reason, self._next_seq())
 
     def fail(self, trial_id: str, reason: str) -> None:
         """The trial failed: it counts against maxFailedTrainingJobs and yields no objective."""
@@ -258,6 +273,9 @@ class Tuner:
             loss = self._sign * value
             self._observations.append(Observation(record.trial.tuned, loss, status is TrialStatus.COMPLETED))
             self._losses.append(loss)
+        elif status is TrialStatus.COMPLETED:
+            self._without_objective += 1
+            self._last_without_objective = reason
         self._completion = None
 
     def _check_completion(self) -> Completion | None:
@@ -274,6 +292,8 @@ class Tuner:
             elapsed_seconds=time.time() - self.started_at,
             budget=self._budget,
             strategy_exhausted=size is not None and len(self._trials) >= size,
+            without_objective=self._without_objective,
+            last_without_objective=self._last_without_objective,
         )
         return self._criteria.check(progress)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from kubetune.api.delivery import TrialIdentity, expand, trial_environment
 from kubetune.api.spec import HyperParameterTuningJobSpec
-from kubetune.collector.collector import MetricCollector, MetricsFileTail
+from kubetune.collector.collector import MetricCollector, MetricsFileTail, explain_missing_objective
 from kubetune.engine import Trial, TrialStatus, Tuner
 from kubetune.engine.completion import Completion
 from kubetune.engine.trial import TrialRecord
@@ -108,8 +108,8 @@ class LocalRunner:
                     if not self._running:
                         break
                 else:
-                    await self._fill_slots()
-                    if not self._running and self.tuner.completion is None:
+                    started = await self._fill_slots()
+                    if not started and not self._running and self.tuner.completion is None:
                         # The strategy offered nothing and nothing runs: never spin for ever.
                         raise RuntimeError("the strategy proposed no trial although the tuning job is not complete")
                 await asyncio.sleep(self.settings.poll_seconds)
@@ -142,12 +142,15 @@ class LocalRunner:
             decision(log, "job.interrupted", job=self.settings.name, running=len(self._running))
         self._interrupted = True
 
-    async def _fill_slots(self) -> None:
+    async def _fill_slots(self) -> int:
+        """Start what the tuner asks for; how many trials it gave (some may have failed to start)."""
         free = self.spec.resource_limits.max_parallel_training_jobs - len(self._running)
         if free <= 0:
-            return
-        for trial in self.tuner.ask(free):
+            return 0
+        trials = self.tuner.ask(free)
+        for trial in trials:
             await self._spawn(trial)
+        return len(trials)
 
     # -- one trial ---------------------------------------------------------------------------
 
@@ -172,8 +175,15 @@ class LocalRunner:
                 start_new_session=True,
             )
         except OSError as exc:
-            decision(log, "trial.failed", logging.WARNING, trial=name, reason=f"could not start: {exc}")
-            self.tuner.fail(trial.id, f"could not start {argv[0]!r}: {exc}")
+            # No such file, not executable, no such workingDir: the cluster would fail this
+            # trial's container too, so it is a failed trial with the OS's words, not a crash.
+            detail = exc.strerror or str(exc)
+            if exc.filename is not None and str(exc.filename) != argv[0]:
+                detail += f": {exc.filename}"  # e.g. the workingDir that does not exist
+            reason = f"could not start {argv[0]!r}: {detail}"
+            decision(log, "trial.failed", logging.WARNING, trial=name, reason=reason)
+            self.tuner.fail(trial.id, reason)
+            self.results[trial.id] = {"name": name, "exitCode": None, "log": None, "metrics": {}, "series": []}
             return
         proc = _Process(trial, name, process, collector, MetricsFileTail(str(metrics_path)), log_path, time.monotonic())
         handle = log_path.open("w", encoding="utf-8")
@@ -263,13 +273,14 @@ class LocalRunner:
         code = proc.process.returncode
         record = self._record(proc.trial.id)
         final = proc.collector.final_objective()
+        summary = proc.collector.summary()
         if record.status is TrialStatus.RUNNING:
             if proc.stop_reason and proc.stop_reason.startswith("DeadlineExceeded"):
                 self.tuner.fail(proc.trial.id, proc.stop_reason)
             elif proc.stop_reason:
                 self.tuner.stop(proc.trial.id, proc.stop_reason)
             elif code == 0:
-                self.tuner.tell(proc.trial.id, final)
+                self.tuner.tell(proc.trial.id, final, diagnostic=explain_missing_objective(summary))
             else:
                 detail = f": {proc.last_line[-200:]}" if proc.last_line else ""
                 self.tuner.fail(proc.trial.id, f"exit code {code}{detail}")
@@ -294,13 +305,13 @@ class LocalRunner:
             running=len(self._running),
             best=best.value if best else None,
         )
-        summary = proc.collector.summary()
         self.results[proc.trial.id] = {
             "name": proc.name,
             "exitCode": code,
             "log": str(proc.log_path),
             "metrics": summary["metrics"],
             "series": summary["series"],
+            "diagnostics": summary["diagnostics"],
         }
 
     def _record(self, trial_id: str) -> TrialRecord:

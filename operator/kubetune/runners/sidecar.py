@@ -6,7 +6,9 @@ its command) and the metrics file kubetune.report() appends to — serves the
 series over HTTP for the operator to scrape, and writes the final summary into
 its termination message when the training container has ended or at SIGTERM,
 so the last values reach the operator even if the pod is gone before the next
-scrape.
+scrape. The summary also holds the collector's diagnostics (metrics that gave
+no value, definitions that never matched, rejected records), so a trial without
+an objective can say why: kubetune.collector.collector.explain_missing_objective.
 """
 
 from __future__ import annotations
