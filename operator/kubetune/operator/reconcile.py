@@ -18,6 +18,7 @@ from typing import Any
 
 from kubetune.api.spec import HyperParameterTuningJobSpec
 from kubetune.api.status import HyperParameterTuningJobStatus, TuningJobStatus
+from kubetune.collector.collector import explain_missing_objective
 from kubetune.engine import Trial, TrialStatus, Tuner
 from kubetune.engine.completion import Reason
 from kubetune.logs import decision
@@ -32,6 +33,7 @@ from kubetune.operator.metrics import (
 )
 from kubetune.operator.names import (
     METRICS_ANNOTATION,
+    SIDECAR_NAME,
     TRIAL_RECORD_ANNOTATION,
     trial_job_name,
 )
@@ -304,7 +306,11 @@ class TuningJobRun:
         if final is None:
             final = self.tuner.record(trial.id).last_value
         if succeeded:  # it ran to its end: late reports inform the scheduler but cannot stop it any more
-            await self._end(trial, runtime, TrialStatus.COMPLETED, final, "", late)
+            if summary is not None:
+                missing = explain_missing_objective(summary)
+            else:
+                missing = None if final is not None else f"its metrics sidecar ({SIDECAR_NAME}) left no summary"
+            await self._end(trial, runtime, TrialStatus.COMPLETED, final, missing or "", late)
         else:
             await self._end(trial, runtime, TrialStatus.FAILED, None, trial_failure(reason, pod, self.spec))
 
@@ -317,8 +323,8 @@ class TuningJobRun:
         reason: str,
         late_reports: Sequence[tuple[float, float]] = (),
     ) -> None:
-        if status is TrialStatus.COMPLETED:
-            self.tuner.tell(trial.id, value, late_reports)
+        if status is TrialStatus.COMPLETED:  # `reason`: what it reported instead of an objective, if none
+            self.tuner.tell(trial.id, value, late_reports, diagnostic=reason or None)
         else:
             self.tuner.fail(trial.id, reason)
         record = self.tuner.record(trial.id)
@@ -341,7 +347,9 @@ class TuningJobRun:
         )
         if status is TrialStatus.COMPLETED:
             shown = (
-                "no objective value" if record.value is None else f"{self.spec.objective.metric_name}={record.value:g}"
+                f"no objective value: {reason or 'none reported'}"
+                if record.value is None
+                else f"{self.spec.objective.metric_name}={record.value:g}"
             )
             await self._event("Normal", "TrialCompleted", f"trial {runtime.job_name} completed: {shown}")
         else:

@@ -321,3 +321,20 @@ def test_a_spec_larger_than_annotations_allow_runs(cluster: Any, namespace: str,
     annotations = get(cluster, namespace, "hptj", "digits-random")["metadata"].get("annotations") or {}
     assert not [k for k in annotations if "kopf" in k], list(annotations)
     assert "Too long" not in operator.log()
+
+
+def test_an_objective_no_trial_reports_fails_the_job_early(
+    cluster: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 8, "maxParallelTrainingJobs": 1})
+    resource["spec"]["objective"]["metricName"] = "val_acc"  # the script reports val_accuracy
+    apply(cluster, namespace, resource)
+    status = wait_for_end(cluster, namespace, "digits-random", operator)
+    assert status["hyperParameterTuningJobStatus"] == "Failed", status
+    assert status["completionReason"] == "ObjectiveNotReported"
+    assert "val_acc" in status["failureReason"] and "val_accuracy" in status["failureReason"], status["failureReason"]
+    assert len(trial_jobs(cluster, namespace, "digits-random")) == 3, "the budget was not spent on it"
+    events = cluster.kubectl(
+        "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=digits-random"
+    ).stdout
+    assert "no objective value: " in events and "val_accuracy" in events
