@@ -68,6 +68,7 @@ class Controller:
                 loop.task.cancel()  # its Jobs go with it, through their owner references
             self._runs.pop(uid, None)
             self._ended.pop(uid, None)
+            self.deps.metrics.forget_tuning_job(str(meta["namespace"]), str(meta["name"]))
             return
         await self._drop_legacy_finalizer(meta)
         loop = self._loops.get(uid)

@@ -1,5 +1,8 @@
 """The operator's HTTP endpoint: /metrics for Prometheus, /healthz and /readyz for the kubelet's probes.
 
+/metrics is prometheus_client's text exposition of the operator's own registry;
+the server stays ours so that the probes share its port.
+
 It runs in a thread of its own and starts before leader election, so a standby
 replica waiting for the Lease answers its probes too (kopf's own liveness
 endpoint exists only once kopf runs, i.e. on the leader).
@@ -60,8 +63,8 @@ class EndpointServer:
                 else:
                     self._send(404, "not found: try /metrics, /healthz or /readyz\n")
 
-            def _send(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
-                data = body.encode()
+            def _send(self, code: int, body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+                data = body.encode() if isinstance(body, str) else body
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))

@@ -332,9 +332,9 @@ class TuningJobRun:
         event = "trial.completed" if status is TrialStatus.COMPLETED else "trial.failed"
         if status is TrialStatus.COMPLETED:
             objective = "NoObjective" if record.value is None else "ObjectiveReported"
-            self.deps.metrics.trials_completed.inc(self.namespace, self.name, objective)
+            self.deps.metrics.trials_completed.labels(self.namespace, self.name, objective).inc()
         else:
-            self.deps.metrics.trials_failed.inc(self.namespace, self.name, failure_reason(reason))
+            self.deps.metrics.trials_failed.labels(self.namespace, self.name, failure_reason(reason)).inc()
         decision(
             log,
             event,
@@ -386,7 +386,7 @@ class TuningJobRun:
             if reason == STOPPED_BY_USER
             else STOP_TUNING_JOB_ENDED
         )
-        self.deps.metrics.trials_stopped.inc(self.namespace, self.name, why)
+        self.deps.metrics.trials_stopped.labels(self.namespace, self.name, why).inc()
         decision(
             log,
             "trial.stopped",
@@ -409,7 +409,7 @@ class TuningJobRun:
                 return
         if free <= 0:
             return
-        with self.deps.metrics.suggestion_seconds.time(self.spec.strategy.value):
+        with self.deps.metrics.suggestion_seconds.labels(self.spec.strategy.value).time():
             suggested = self.tuner.ask(free)
         for trial in suggested:
             if not await self._create(trial):
@@ -456,7 +456,7 @@ class TuningJobRun:
         job_uid = str((created.get("metadata") or {}).get("uid") or "")
         self.trials[trial.id] = TrialRuntime(name, time.monotonic(), job_uid=job_uid, written_at=time.monotonic())
         self.blocked, self.refusals = None, 0
-        self.deps.metrics.trials_started.inc(self.namespace, self.name)
+        self.deps.metrics.trials_started.labels(self.namespace, self.name).inc()
         decision(
             log,
             "trial.created",
@@ -646,7 +646,7 @@ class TuningJobRun:
                 else ""
             )
             ended_as = status.hyper_parameter_tuning_job_status
-            self.deps.metrics.tuning_jobs_ended.inc(self.namespace, ended_as.value if ended_as else "Unknown")
+            self.deps.metrics.tuning_jobs_ended.labels(self.namespace, ended_as.value if ended_as else "Unknown").inc()
             decision(
                 log,
                 "job.ended",

@@ -116,11 +116,12 @@ def test_examples_complete_under_the_helm_installed_operator(cluster: Any, names
     assert code == 200
     for name in names.values():
         assert f'kubetune_trials_started_total{{namespace="{namespace}",tuning_job="{name}"}}' in text
-        assert f'kubetune_tuning_jobs_ended_total{{namespace="{namespace}",status="Completed"}} {len(names)}' in text
+        assert f'kubetune_tuning_jobs_ended_total{{namespace="{namespace}",status="Completed"}} {float(len(names))}' in text
     for strategy in ("Grid", "Random", "Bayesian", "Hyperband"):
         assert f'kubetune_suggestion_duration_seconds_count{{strategy="{strategy}"}}' in text
     assert 'kubetune_trials_stopped_total{namespace="' in text  # Hyperband stops the losers at its rungs
-    assert "kubetune_reconcile_duration_seconds_count" in text and "kubetune_leader 1" in text
+    assert "kubetune_reconcile_duration_seconds_count" in text and "kubetune_leader 1.0" in text
+    assert "process_resident_memory_bytes" in text and "python_info{" in text  # prometheus_client's collectors
     assert _http(release.url("/healthz"))[0] == 200
 
 
