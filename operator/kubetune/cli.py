@@ -78,14 +78,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         output_dir=Path(args.trial_dir or Path(".kubetune") / name).resolve(),
     )
     tuner = Tuner(spec)
-    runner = LocalRunner(spec, settings, tuner)
-    asyncio.run(runner.run())
+    if _wants_table(args.progress):
+        from kubetune.runners.progress import LiveProgress
+
+        with LiveProgress(force_terminal=True if args.progress == "table" else None) as live:
+            runner = LocalRunner(spec, settings, tuner, progress=live)
+            asyncio.run(runner.run())
+    else:
+        runner = LocalRunner(spec, settings, tuner)
+        asyncio.run(runner.run())
     document = result_document(runner)
     output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     _print_summary(document, output)
     if document["status"] == "Stopped":
         return EXIT_INTERRUPTED
     return 0 if document["status"] == "Completed" else 1
+
+
+def _wants_table(progress: str) -> bool:
+    """auto: the live table when stdout is a terminal that can redraw; lines (the log lines alone) otherwise."""
+    if progress != "auto":
+        return progress == "table"
+    return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
 def _print_summary(document: dict[str, Any], output: Path) -> None:
@@ -202,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="result JSON (default: kubetune-result-NAME.json)")
     run.add_argument("--trial-dir", help="where trial logs and metrics go (default: .kubetune/NAME)")
     run.add_argument("--max-parallel", type=int, help="override resourceLimits.maxParallelTrainingJobs")
+    run.add_argument(
+        "--progress",
+        choices=["auto", "table", "lines"],
+        default="auto",
+        help="table: a live table of the running trials, redrawn in place, with the log lines above it;"
+        " lines: the log lines alone; auto (default): table when stdout is a terminal",
+    )
     run.set_defaults(func=_cmd_run)
 
     validate = commands.add_parser("validate", help="check a tuning job spec without running it")

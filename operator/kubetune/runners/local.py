@@ -15,13 +15,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubetune.api.delivery import TrialIdentity, expand, trial_environment
-from kubetune.api.spec import HyperParameterTuningJobSpec
+from kubetune.api.spec import HyperParameterTuningJobSpec, ParameterValue
 from kubetune.collector.collector import MetricCollector, MetricsFileTail, explain_missing_objective
 from kubetune.engine import Trial, TrialStatus, Tuner
 from kubetune.engine.completion import Completion
@@ -46,6 +46,60 @@ class LocalRunSettings:
     poll_seconds: float = 0.2
 
 
+@dataclass(frozen=True)
+class RunningTrial:
+    """One running trial as the progress display shows it."""
+
+    name: str
+    number: int
+    hyperparameters: Mapping[str, ParameterValue]
+    """The tuned ones alone: static values are the same for every trial."""
+    value: float | None
+    """The objective's latest reported value, None before the first report."""
+    step: float | None
+    seconds: float
+    """How long it has run."""
+    stopping: str | None = None
+    """Why it is being stopped, while it winds down."""
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    """Where a local tuning job stands, for a live display: cheap to build a few times a second."""
+
+    job: str
+    strategy: str
+    metric: str
+    objective_type: str
+    elapsed_seconds: float
+    running: list[RunningTrial]
+    counts: Mapping[TrialStatus, int]
+    started: int
+    """How many trials have been started in all."""
+    budget: int | None
+    """maxNumberOfTrainingJobs (or the strategy's bound), None when nothing bounds it."""
+    max_runtime_seconds: float | None
+    best_name: str | None = None
+    best_value: float | None = None
+    best_hyperparameters: Mapping[str, ParameterValue] = field(default_factory=dict)
+    ended: str | None = None
+    """The completion reason once the job is complete (or "Interrupted"), None while it goes on."""
+
+    @property
+    def trials_left(self) -> int | None:
+        return None if self.budget is None else max(self.budget - self.started, 0)
+
+    @property
+    def seconds_left(self) -> float | None:
+        if self.max_runtime_seconds is None:
+            return None
+        return max(self.max_runtime_seconds - self.elapsed_seconds, 0.0)
+
+
+ProgressHook = Callable[["LocalRunner", bool], None]
+"""Called on every turn of the run loop, and once at its end with True (final); it decides how often to redraw."""
+
+
 @dataclass
 class _Process:
     trial: Trial
@@ -67,9 +121,14 @@ class LocalRunner:
     """Drives a Tuner with local subprocesses until the tuning job is complete or interrupted."""
 
     def __init__(
-        self, spec: HyperParameterTuningJobSpec, settings: LocalRunSettings, tuner: Tuner | None = None
+        self,
+        spec: HyperParameterTuningJobSpec,
+        settings: LocalRunSettings,
+        tuner: Tuner | None = None,
+        progress: ProgressHook | None = None,
     ) -> None:
         self.spec = spec
+        self.progress = progress
         self.settings = settings
         self.tuner = tuner or Tuner(spec)
         self._container = spec.primary_container
@@ -112,6 +171,8 @@ class LocalRunner:
                     if not started and not self._running and self.tuner.completion is None:
                         # The strategy offered nothing and nothing runs: never spin for ever.
                         raise RuntimeError("the strategy proposed no trial although the tuning job is not complete")
+                if self.progress is not None:
+                    self.progress(self, False)
                 await asyncio.sleep(self.settings.poll_seconds)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -130,7 +191,49 @@ class LocalRunner:
             best_trial=self.results.get(best.id, {}).get("name", best.id) if best else None,
             best_value=best.value if best else None,
         )
+        if self.progress is not None:
+            self.progress(self, True)
         return self.tuner
+
+    def snapshot(self) -> ProgressSnapshot:
+        """The job's state now: running trials with their latest objective point, counts, best and budget."""
+        now = time.monotonic()
+        metric = self.spec.objective.metric_name
+        running = []
+        for proc in sorted(self._running.values(), key=lambda p: p.trial.number):
+            points = proc.collector.series(metric)
+            latest = points[-1] if points else None
+            running.append(
+                RunningTrial(
+                    name=proc.name,
+                    number=proc.trial.number,
+                    hyperparameters=dict(proc.trial.tuned),
+                    value=latest.value if latest else None,
+                    step=latest.step if latest else None,
+                    seconds=now - proc.started,
+                    stopping=proc.stop_reason,
+                )
+            )
+        best = self.tuner.best
+        completion = self.tuner.completion
+        ended = completion.reason.value if completion else ("Interrupted" if self._interrupted else None)
+        runtime = self.spec.resource_limits.max_runtime_in_seconds
+        return ProgressSnapshot(
+            job=self.settings.name,
+            strategy=self.spec.strategy.value,
+            metric=metric,
+            objective_type=self.spec.objective.type.value,
+            elapsed_seconds=max(time.time() - self.tuner.started_at, 0.0),
+            running=running,
+            counts=self.tuner.counts(),
+            started=len(self.tuner.trials),
+            budget=self.tuner.budget,
+            max_runtime_seconds=float(runtime) if runtime else None,
+            best_name=self.results.get(best.id, {}).get("name", best.id) if best else None,
+            best_value=best.value if best else None,
+            best_hyperparameters=dict(best.tuned) if best else {},
+            ended=ended,
+        )
 
     def _stop_reason(self, completion: Completion | None) -> str:
         if self._interrupted:
