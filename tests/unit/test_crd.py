@@ -46,9 +46,36 @@ def test_crd_names_and_printer_columns() -> None:
     assert names["shortNames"] == ["hptj"] and names["kind"] == "HyperParameterTuningJob"
     version = document["spec"]["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
-    columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Strategy", "Status", "Trials", "Best", "Age"]
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert [n for n, c in columns.items() if not c.get("priority")] == [
+        "Strategy",
+        "Metric",
+        "Status",
+        "Trials",
+        "Running",
+        "Failed",
+        "Best",
+        "Age",
+    ]
+    assert [n for n, c in columns.items() if c.get("priority") == 1] == ["Reason"]  # kubectl get -o wide
+    assert columns["Best"]["jsonPath"] == ".status.bestObjectiveValue" and columns["Best"]["type"] == "string"
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert spec["strategy"]["enum"] == ["Grid", "Random", "Bayesian", "Hyperband"]
     assert spec["strategy"]["default"] == "Bayesian"
     assert spec["trialTemplate"]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_printer_columns_read_fields_the_schema_has() -> None:
+    """A column whose JSONPath names no field shows <none> for ever: each must resolve to a typed property."""
+    version = yaml.safe_load(CRD_PATH.read_text())["spec"]["versions"][0]
+    root = version["schema"]["openAPIV3Schema"]
+    kinds = {"string": "string", "integer": "integer", "number": "number"}
+    for column in version["additionalPrinterColumns"]:
+        path = column["jsonPath"].lstrip(".").split(".")
+        if path[0] == "metadata":
+            continue
+        node = root
+        for part in path:
+            assert part in node.get("properties", {}), (column["name"], column["jsonPath"], part)
+            node = node["properties"][part]
+        assert kinds.get(node.get("type", "")) == column["type"], (column["name"], node.get("type"))

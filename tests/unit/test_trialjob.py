@@ -55,13 +55,19 @@ def test_names_labels_owner_and_record() -> None:
     manifest, _ = build()
     meta = manifest["metadata"]
     assert meta["name"] == "tune-0001" and meta["namespace"] == "ml"
-    assert meta["labels"] == {"team": "vision", "kubetune.io/tuning-job": "tune", "kubetune.io/trial": "1"}
+    assert meta["labels"] == {
+        "team": "vision",
+        "kubetune.io/tuning-job": "tune",
+        "kubetune.io/trial": "1",
+        "kubetune.io/trial-status": "Running",  # the operator relabels the Job when the trial ends
+    }
     assert meta["annotations"]["note"] == "x"
     assert json.loads(meta["annotations"][TRIAL_RECORD_ANNOTATION])["id"] == "1"
     owner = meta["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("HyperParameterTuningJob", "tune", "1234", True)
     pod_labels = manifest["spec"]["template"]["metadata"]["labels"]
     assert pod_labels["kubetune.io/tuning-job"] == "tune"
+    assert "kubetune.io/trial-status" not in pod_labels  # a pod's labels are not rewritten as its trial ends
 
 
 def test_template_is_otherwise_untouched() -> None:

@@ -23,15 +23,40 @@ DROPPED_KEYS = {"title", "discriminator"}
 
 PRINTER_COLUMNS = [
     {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy"},
+    {
+        "name": "Metric",
+        "type": "string",
+        "jsonPath": ".spec.objective.metricName",
+        "description": "The objective metric.",
+    },
     {"name": "Status", "type": "string", "jsonPath": ".status.hyperParameterTuningJobStatus"},
     {"name": "Trials", "type": "string", "jsonPath": ".status.progress", "description": "Ended/total trials."},
     {
+        "name": "Running",
+        "type": "integer",
+        "jsonPath": ".status.trainingJobStatusCounters.running",
+        "description": "Trials running now (pending ones not counted).",
+    },
+    {
+        "name": "Failed",
+        "type": "integer",
+        "jsonPath": ".status.trainingJobStatusCounters.nonRetryableError",
+        "description": "Trials that failed.",
+    },
+    {
         "name": "Best",
-        "type": "number",
-        "jsonPath": ".status.bestTrainingJob.finalObjectiveValue",
-        "description": "Objective value of the best trial so far.",
+        "type": "string",
+        "jsonPath": ".status.bestObjectiveValue",
+        "description": "Objective value of the best trial so far, to 4 significant digits.",
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": ".status.completionReason",
+        "description": "Why the tuning job completed.",
+        "priority": 1,
+    },
 ]
 
 

@@ -34,6 +34,7 @@ class TrainingJobStatusCounters(Model):
         default=0,
         description="Of those, trials waiting to run: to be scheduled, for their image, for quota or admission.",
     )
+    running: int = Field(default=0, description="Of those, trials running now (inProgress less pending).")
     retryable_error: int = Field(
         default=0,
         description="Trial pods that failed for a cause other than the training code (evicted, preempted, node lost, retried) and ran again.",
@@ -87,6 +88,10 @@ class HyperParameterTuningJobStatus(Model):
         default_factory=ObjectiveStatusCounters, description="How many trials yielded an objective value."
     )
     best_training_job: TrialSummary | None = Field(default=None, description="The best trial so far.")
+    best_objective_value: str | None = Field(
+        default=None,
+        description="The best trial's objective rounded to 4 significant digits, for kubectl get (bestTrainingJob has it exact).",
+    )
     leaderboard: list[TrialSummary] = Field(
         default_factory=list,
         max_length=LEADERBOARD_SIZE,

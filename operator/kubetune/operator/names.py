@@ -8,9 +8,14 @@ from kubetune.api.resource import GROUP
 
 TUNING_JOB_LABEL = f"{GROUP}/tuning-job"
 TRIAL_LABEL = f"{GROUP}/trial"
+TRIAL_STATUS_LABEL = f"{GROUP}/trial-status"
+"""Running, then Completed, Stopped or Failed: `kubectl get jobs -l kubetune.io/trial-status=Failed`."""
 TRIAL_RECORD_ANNOTATION = f"{GROUP}/trial-record"
 """JSON of the trial's record in the Tuner's history format: hyperparameters, reports, outcome."""
 HYPERPARAMETERS_ANNOTATION = f"{GROUP}/hyperparameters"
+OBJECTIVE_ANNOTATION = f"{GROUP}/objective"
+"""The trial's objective to 4 significant digits, for `kubectl get jobs -o custom-columns` (a label cannot hold
+every float: label values must start and end with a letter or digit and may not hold `+`)."""
 METRICS_ANNOTATION = f"{GROUP}/metrics"
 """Last value of each metric the trial reported, for `kubectl describe job`."""
 SIDECAR_NAME = "kubetune-metrics"

@@ -33,8 +33,10 @@ from kubetune.operator.metrics import (
 )
 from kubetune.operator.names import (
     METRICS_ANNOTATION,
+    OBJECTIVE_ANNOTATION,
     SIDECAR_NAME,
     TRIAL_RECORD_ANNOTATION,
+    TRIAL_STATUS_LABEL,
     trial_job_name,
 )
 from kubetune.operator.ownership import controlled_by
@@ -51,7 +53,7 @@ from kubetune.operator.podstate import (
 from kubetune.operator.records import compact_record, read_record, trial_number
 from kubetune.operator.scrape import Scraper, SeriesChunk
 from kubetune.operator.settings import OperatorSettings
-from kubetune.operator.status import set_condition, tuner_status
+from kubetune.operator.status import set_condition, significant, tuner_status
 from kubetune.operator.trialjob import build_trial_job
 
 log = logging.getLogger("kubetune.operator")
@@ -375,7 +377,7 @@ class TuningJobRun:
         if runtime.job_uid:
             await self._patch_own_job(
                 runtime,
-                {"metadata": {"annotations": self._annotations(trial.id, runtime)}, "spec": {"suspend": True}},
+                {"metadata": self._job_metadata(trial.id, runtime), "spec": {"suspend": True}},
             )
         why = (
             STOP_STRATEGY
@@ -528,6 +530,14 @@ class TuningJobRun:
 
     # -- writing back ---------------------------------------------------------------------------
 
+    def _job_metadata(self, trial_id: str, runtime: TrialRuntime) -> dict[str, Any]:
+        """What the trial's Job carries of it: its record, and for kubectl its status and rounded objective."""
+        annotations = self._annotations(trial_id, runtime)
+        trial = self.tuner.record(trial_id)
+        if trial.value is not None:
+            annotations[OBJECTIVE_ANNOTATION] = significant(trial.value)
+        return {"annotations": annotations, "labels": {TRIAL_STATUS_LABEL: trial.status.value}}
+
     def _annotations(self, trial_id: str, runtime: TrialRuntime) -> dict[str, str]:
         record = compact_record(self.tuner.trial_document(trial_id))
         if runtime.attempts:
@@ -547,7 +557,7 @@ class TuningJobRun:
         ):
             return
         if runtime.job_uid:
-            await self._patch_own_job(runtime, {"metadata": {"annotations": self._annotations(trial.id, runtime)}})
+            await self._patch_own_job(runtime, {"metadata": self._job_metadata(trial.id, runtime)})
         runtime.written_at, runtime.dirty = now, False
 
     async def _patch_own_job(self, runtime: TrialRuntime, patch: dict[str, Any]) -> None:

@@ -31,6 +31,11 @@ def rfc3339(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def significant(value: float, digits: int = 4) -> str:
+    """`value` rounded to `digits` significant digits, as kubectl shows it: 0.9123, 1235, 1.235e+05, -2.5e-06."""
+    return f"{value:.{digits}g}"
+
+
 OUTCOME_STATUS = {
     Outcome.COMPLETED: TuningJobStatus.COMPLETED,
     Outcome.FAILED: TuningJobStatus.FAILED,
@@ -111,6 +116,7 @@ def tuner_status(
                 completed=counts[TrialStatus.COMPLETED],
                 in_progress=counts[TrialStatus.RUNNING],
                 pending=pending,
+                running=counts[TrialStatus.RUNNING] - pending,
                 retryable_error=retryable_errors,
                 non_retryable_error=counts[TrialStatus.FAILED] - retryable_failures,
                 stopped=counts[TrialStatus.STOPPED],
@@ -119,6 +125,7 @@ def tuner_status(
                 succeeded=with_value, pending=counts[TrialStatus.RUNNING], failed=ended - with_value
             ),
             "best_training_job": board[0] if board else None,
+            "best_objective_value": significant(board[0].final_objective_value) if board else None,
             "leaderboard": board,
             "conditions": conditions,
             "observed_generation": generation,

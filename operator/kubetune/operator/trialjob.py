@@ -18,13 +18,14 @@ from typing import Any
 from kubetune.api.delivery import TrialIdentity, trial_environment
 from kubetune.api.resource import API_VERSION, KIND
 from kubetune.api.spec import HyperParameterTuningJobSpec
-from kubetune.engine import Trial
+from kubetune.engine import Trial, TrialStatus
 from kubetune.operator.names import (
     HYPERPARAMETERS_ANNOTATION,
     SHARED_VOLUME,
     SIDECAR_NAME,
     TRIAL_LABEL,
     TRIAL_RECORD_ANNOTATION,
+    TRIAL_STATUS_LABEL,
     TUNING_JOB_LABEL,
     trial_job_name,
 )
@@ -97,7 +98,7 @@ def build_trial_job(
     job_spec = copy.deepcopy(template.spec)
     metadata = copy.deepcopy(template.metadata)
     ours = {TUNING_JOB_LABEL: tuning_job, TRIAL_LABEL: str(trial.number)}
-    labels = {**metadata.get("labels", {}), **ours}
+    labels = {**metadata.get("labels", {}), **ours, TRIAL_STATUS_LABEL: TrialStatus.RUNNING.value}
     annotations = {
         **metadata.get("annotations", {}),
         TRIAL_RECORD_ANNOTATION: json.dumps(record, separators=(",", ":")),
