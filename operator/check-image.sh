@@ -22,6 +22,6 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall . >/dev/null
 "$venv/bin/pip" check
 "$venv/bin/kubetune" --version
-"$venv/bin/python" -c "import kubetune.operator.app, kubetune.runners.sidecar, kubetune.engine"
+"$venv/bin/python" -c "import kubetune.operator.app, kubetune.runners.sidecar, kubetune.runners.progress, kubetune.engine"
 (cd manifests/examples && "$venv/bin/python" train_digits.py --epochs 1 >/dev/null)
 echo "image requirements: the pinned set installs and runs in a clean venv ($venv)"
