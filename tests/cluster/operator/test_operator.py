@@ -148,14 +148,15 @@ def test_gpu_trials_wait_for_free_gpus(cluster: Any, namespace: str, operator: O
 
 
 def test_invalid_spec_is_reported_and_creates_nothing(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
-    resource = example("random.yaml")
-    del resource["spec"]["resourceLimits"]["maxNumberOfTrainingJobs"]  # the schema allows it; the engine does not
+    resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 1, "maxParallelTrainingJobs": 1})
+    # A rule the CRD's CEL cannot express (api/rules.py says why), so only the operator can refuse it.
+    resource["spec"]["staticHyperParameters"]["learning_rate"] = 0.1
     resource["metadata"]["name"] = "no-budget"
     apply(cluster, namespace, resource)
     status = wait_until(
         lambda: status_of(cluster, namespace, "no-budget").get("failureReason"), 30, "a rejection", operator
     )
-    assert "spec.resourceLimits.maxNumberOfTrainingJobs" in status
+    assert "spec.staticHyperParameters" in status and "learning_rate" in status
     full = status_of(cluster, namespace, "no-budget")
     valid = next(c for c in full["conditions"] if c["type"] == "Valid")
     assert valid["status"] == "False" and valid["reason"] == "InvalidSpec"
@@ -166,9 +167,16 @@ def test_invalid_spec_is_reported_and_creates_nothing(cluster: Any, namespace: s
     assert not trial_jobs(cluster, namespace, "no-budget")
     # The operator keeps serving others, and takes the fixed spec.
     cluster.kubectl("-n", namespace, "patch", "hptj", "no-budget", "--type=merge",
-                    "-p", '{"spec":{"resourceLimits":{"maxNumberOfTrainingJobs":1}}}')  # fmt: skip
-    fixed = wait_for_end(cluster, namespace, "no-budget", operator)
-    assert fixed["hyperParameterTuningJobStatus"] == "Completed"
+                    "-p", '{"spec":{"staticHyperParameters":{"learning_rate":null}}}')  # fmt: skip
+    generation = get(cluster, namespace, "hptj", "no-budget")["metadata"]["generation"]
+
+    def fixed_and_ended() -> dict[str, Any] | None:  # not the rejection of the spec before the fix
+        status = status_of(cluster, namespace, "no-budget")
+        ended = status.get("hyperParameterTuningJobStatus") in {"Completed", "Failed", "Stopped"}
+        return status if ended and status.get("observedGeneration") == generation else None
+
+    fixed = wait_until(fixed_and_ended, 240, "the fixed spec to run to its end", operator)
+    assert fixed["hyperParameterTuningJobStatus"] == "Completed", fixed
 
 
 def test_schema_rejects_bad_input_at_the_api_server(cluster: Any, namespace: str) -> None:
