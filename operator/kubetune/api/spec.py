@@ -491,6 +491,20 @@ _OPAQUE_TEMPLATE = (
 )
 
 
+def _forbidden_metadata(rule_id: str, key: str, why: str) -> Rule:
+    """A rule refusing `key` in the Job's or the pod's metadata of a trial template."""
+    return Rule(
+        rule_id,
+        "",
+        lambda t: (
+            "; ".join(f"{where}.{key} must not be set: {why}" for where, metadata in t.metadatas() if key in metadata)
+            or None
+        ),
+        f"metadata.{key} must not be set",
+        no_cel=_OPAQUE_TEMPLATE + "; the chart's admission policy refuses it",
+    )
+
+
 class TrialTemplate(Model):
     """What each trial's Job is made from: shaped like a CronJob's jobTemplate."""
 
@@ -545,34 +559,8 @@ class TrialTemplate(Model):
         ),
         # Trials live in the tuning job's namespace and belong to it alone: a template that
         # names another namespace or owner would make the operator act where its user cannot.
-        Rule(
-            "no-namespace",
-            "",
-            lambda t: (
-                "; ".join(
-                    f"{where}.namespace must not be set: trials always run in the tuning job's namespace"
-                    for where, metadata in t.metadatas()
-                    if "namespace" in metadata
-                )
-                or None
-            ),
-            "metadata.namespace must not be set",
-            no_cel=_OPAQUE_TEMPLATE + "; the chart's admission policy refuses it",
-        ),
-        Rule(
-            "no-owner-references",
-            "",
-            lambda t: (
-                "; ".join(
-                    f"{where}.ownerReferences must not be set: the tuning job owns its trials"
-                    for where, metadata in t.metadatas()
-                    if "ownerReferences" in metadata
-                )
-                or None
-            ),
-            "metadata.ownerReferences must not be set",
-            no_cel=_OPAQUE_TEMPLATE + "; the chart's admission policy refuses it",
-        ),
+        _forbidden_metadata("no-namespace", "namespace", "trials always run in the tuning job's namespace"),
+        _forbidden_metadata("no-owner-references", "ownerReferences", "the tuning job owns its trials"),
     )
 
     def metadatas(self) -> list[tuple[str, dict[str, Any]]]:

@@ -121,10 +121,9 @@ class TuningJobRun:
         """Trials asked for whose Job creation was refused; retried before asking for more."""
         self.blocked: str | None = None
         """Why the last Job creation was refused (quota, admission), until one succeeds."""
-        self.retryable_errors = _attempts_before(self.owned_jobs())
-        """Trial pods replaced by another attempt (trainingJobStatusCounters.retryableError)."""
-        self.retryable_failures = sum(bool((read_record(j) or {}).get("retryable")) for j in self.owned_jobs())
-        """Failed trials that only waited too long to run: retryableError, not nonRetryableError."""
+        self.retryable_errors, self.retryable_failures = _retries_recorded(self.owned_jobs())
+        """Trial pods replaced by another attempt, plus trials that waited too long to run (retryableError);
+        the second is those failed trials alone, which are not nonRetryableError."""
         self.pending: dict[str, str] = {}
         """Trial Job -> what its pod is waiting for, as of the last round (TrialsPending)."""
         self.refusals = 0
@@ -683,10 +682,16 @@ class TuningJobRun:
             decision(log, "event.failed", logging.WARNING, tuning_job=self.name, reason=reason, error=str(exc))
 
 
-def _attempts_before(jobs: Sequence[Mapping[str, Any]]) -> int:
-    """Earlier attempts recorded on the trial Jobs, for the counter a restarted operator continues."""
-    records = [read_record(job) or {} for job in jobs]
-    return sum(len(r.get("attempts") or []) + bool(r.get("retryable")) for r in records)
+def _retries_recorded(jobs: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """(retryable errors, retryable failed trials) on the trial Jobs, for the counters a restarted
+    operator continues; one pass, since each record is a JSON document of up to a thousand reports."""
+    errors = failures = 0
+    for job in jobs:
+        record = read_record(job) or {}
+        retryable = bool(record.get("retryable"))
+        errors += len(record.get("attempts") or []) + retryable
+        failures += retryable
+    return errors, failures
 
 
 def _thinned(points: Sequence[tuple[float, float]]) -> Sequence[tuple[float, float]]:
