@@ -233,6 +233,8 @@ def test_kubetune_run_on_a_terminal_draws_the_table_in_place(tmp_path: Path) -> 
     resource["spec"]["resourceLimits"].update(
         maxNumberOfTrainingJobs=3, maxParallelTrainingJobs=2, maxRuntimeInSeconds=900
     )
+    # Paced epochs: on an idle machine a trial otherwise ends before any redraw shows it running.
+    resource["spec"]["staticHyperParameters"]["epoch_seconds"] = 0.3
     (tmp_path / "random.yaml").write_text(yaml.safe_dump(resource))
     code, output = run_on_a_terminal(["run", "random.yaml", "-o", "out.json", "--trial-dir", "trials"], tmp_path)
     assert code == 0, output
