@@ -21,13 +21,21 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+class CliFailed(subprocess.CalledProcessError):
+    """A failed kubectl or helm call whose message carries what it said: a test failure must show why."""
+
+    def __str__(self) -> str:
+        said = (self.stderr or self.stdout or "").strip()[-2000:]
+        return f"{super().__str__()}\n{said}" if said else super().__str__()
+
+
 def run_cli(
     argv: Sequence[str], env: Mapping[str, str], input: str | None = None, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Runs kubectl or helm and captures its output; a failure raises with that output attached."""
     result = subprocess.run(list(argv), input=input, text=True, capture_output=True, env=dict(env), timeout=timeout)
     if check and result.returncode != 0:
-        raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+        raise CliFailed(result.returncode, result.args, result.stdout, result.stderr)
     return result
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,5 +71,11 @@ def namespace(cluster: LocalCluster | ExternalCluster, request: pytest.FixtureRe
     base = request.node.name.lower().replace("_", "-")[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)
+    # Pods are refused until the ServiceAccount controller has made the namespace's default account.
+    deadline = time.monotonic() + 30
+    while cluster.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            pytest.fail(f"namespace {name} got no default ServiceAccount within 30s")
+        time.sleep(0.2)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
