@@ -17,6 +17,7 @@ from kubetune.logs import configure
 
 if TYPE_CHECKING:
     from kubetune.api.spec import HyperParameterTuningJobSpec
+    from kubetune.results import TuningResults
 
 # Commands import what they need when they run: the sidecar must be up (and its
 # SIGTERM handled) in milliseconds, before the engine's numpy is even loaded.
@@ -187,6 +188,23 @@ def _cmd_operator(args: argparse.Namespace) -> int:
     )
 
 
+def _results(args: argparse.Namespace) -> TuningResults:
+    from kubetune.results.source import open_results
+
+    return open_results(args.source, args.namespace, args.kubeconfig, args.context)
+
+
+def _cmd_trials(args: argparse.Namespace) -> int:
+    from kubetune.results.table import Selection, render
+
+    results = _results(args)
+    rows = Selection(args.sort_by, tuple(s for part in args.status for s in part.split(",") if s), args.reverse).apply(
+        results
+    )
+    sys.stdout.write(render(results, rows, args.output))
+    return 0
+
+
 def _cmd_sidecar(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -298,10 +316,37 @@ def build_parser() -> argparse.ArgumentParser:
     sidecar = commands.add_parser("sidecar", help="the metrics collector inside a trial pod (the operator injects it)")
     sidecar.set_defaults(func=_cmd_sidecar)
 
+    trials = commands.add_parser(
+        "trials", help="list every trial of a tuning job (in the cluster, or a kubetune run result file)"
+    )
+    _source_arguments(trials)
+    trials.add_argument(
+        "--sort-by",
+        default="objective",
+        help="objective (default: best first), number, status, duration, steps, or a hyperparameter's name",
+    )
+    trials.add_argument("--reverse", action="store_true", help="reverse the order")
+    trials.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        help="only trials in this status (Running, Completed, Stopped, Failed; comma-separated or repeated)",
+    )
+    trials.add_argument("-o", "--output", choices=["table", "wide", "json", "csv"], default="table")
+    trials.set_defaults(func=_cmd_trials)
+
     crd = commands.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     crd.add_argument("-o", "--output", help="write to this file instead of stdout")
     crd.set_defaults(func=_cmd_crd)
     return parser
+
+
+def _source_arguments(parser: argparse.ArgumentParser) -> None:
+    """NAME|RESULT.json and kubectl's flags for reaching the cluster."""
+    parser.add_argument("source", help="a tuning job's name in the cluster, or a result file of kubetune run (*.json)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    parser.add_argument("-n", "--namespace", help="namespace (default: the context's, else default)")
 
 
 def _print_spec_error(exc: SpecError) -> None:
@@ -325,6 +370,13 @@ def main(argv: list[str] | None = None) -> int:
         _print_spec_error(exc)
         return EXIT_INVALID
     except CliError as exc:
+        print(f"kubetune: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as exc:
+        from kubetune.results.resultfile import ResultsError
+
+        if not isinstance(exc, ResultsError):
+            raise
         print(f"kubetune: {exc}", file=sys.stderr)
         return EXIT_INVALID
 

@@ -1,8 +1,9 @@
-"""Specs that unit tests vary: one valid baseline, edited per test."""
+"""Specs that unit tests vary (one valid baseline, edited per test), and a real result file to read back."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,3 +40,11 @@ def make_spec(**changes: Any) -> dict[str, Any]:
     spec = copy.deepcopy(BASE_SPEC)
     spec.update(changes)
     return spec
+
+
+@pytest.fixture(scope="session")
+def hyperband_result(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real `kubetune run` of a small Hyperband job, shared by the results tests."""
+    from .results_data import run_hyperband
+
+    return run_hyperband(tmp_path_factory.mktemp("hyperband"))

@@ -109,6 +109,8 @@ class _Process:
     tail: MetricsFileTail
     log_path: Path
     started: float
+    started_at: float = field(default_factory=time.time)
+    """Wall-clock start (epoch seconds), for the result's durations and best-so-far-by-time."""
     readers: list[asyncio.Task[None]] = field(default_factory=list)
     told: int = 0
     """How many objective points the tuner has been told."""
@@ -286,7 +288,16 @@ class LocalRunner:
             reason = f"could not start {argv[0]!r}: {detail}"
             decision(log, "trial.failed", logging.WARNING, trial=name, reason=reason)
             self.tuner.fail(trial.id, reason)
-            self.results[trial.id] = {"name": name, "exitCode": None, "log": None, "metrics": {}, "series": []}
+            now = time.time()
+            self.results[trial.id] = {
+                "name": name,
+                "exitCode": None,
+                "log": None,
+                "metrics": {},
+                "series": [],
+                "startedAt": now,
+                "endedAt": now,
+            }
             return
         proc = _Process(trial, name, process, collector, MetricsFileTail(str(metrics_path)), log_path, time.monotonic())
         handle = log_path.open("w", encoding="utf-8")
@@ -415,6 +426,8 @@ class LocalRunner:
             "metrics": summary["metrics"],
             "series": summary["series"],
             "diagnostics": summary["diagnostics"],
+            "startedAt": proc.started_at,
+            "endedAt": time.time(),
         }
 
     def _record(self, trial_id: str) -> TrialRecord:
@@ -457,6 +470,7 @@ def result_document(runner: LocalRunner) -> dict[str, Any]:
         "completionReason": completion.reason.value if completion else "Interrupted",
         "message": completion.message if completion else "",
         "objective": runner.spec.objective.model_dump(by_alias=True, mode="json"),
+        "spec": runner.spec.to_wire(),
         "best": None
         if best is None
         else {
