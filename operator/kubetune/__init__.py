@@ -1,7 +1,8 @@
 """kubetune: hyperparameter tuning on Kubernetes, the way SageMaker Automatic Model Tuning does it.
 
 The public surface is small on purpose: the Tuner (ask/report/tell), the report()
-helper that training code calls, and the one error type for bad specs.
+helper that training code calls, the one error type for bad specs, and
+analytics() for a DataFrame of the trials.
 
 Names are loaded on first use, so `from kubetune import report` in a training
 script and the in-pod sidecar start without importing numpy and the engine.
@@ -18,6 +19,7 @@ from kubetune.errors import SpecError
 
 if TYPE_CHECKING:
     from kubetune.engine import Trial, TrialResult, TrialStatus, Tuner
+    from kubetune.results.analytics import analytics
 
 try:
     __version__ = version("kubetune")
@@ -25,13 +27,14 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 
 _LAZY = {
+    "analytics": "kubetune.results.analytics",
     "Trial": "kubetune.engine",
     "TrialResult": "kubetune.engine",
     "TrialStatus": "kubetune.engine",
     "Tuner": "kubetune.engine",
 }
 
-__all__ = ["SpecError", "Trial", "TrialResult", "TrialStatus", "Tuner", "__version__", "report"]
+__all__ = ["SpecError", "Trial", "TrialResult", "TrialStatus", "Tuner", "__version__", "analytics", "report"]
 
 
 def __getattr__(name: str) -> Any:

@@ -205,6 +205,24 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    if not (args.optuna or args.csv):
+        raise CliError("export: say where to, with --optuna STORAGE_URL and/or --csv FILE")
+    results = _results(args)
+    if args.csv:
+        from kubetune.results.table import Selection, to_csv
+
+        Path(args.csv).write_text(to_csv(results, Selection().apply(results)), encoding="utf-8")
+        print(f"{len(results.trials)} trials written to {args.csv}")
+    if args.optuna:
+        from kubetune.results.optuna_export import export_optuna
+
+        study = export_optuna(results, args.optuna, args.study_name)
+        print(f"{len(results.trials)} trials written to study {study.study_name!r} in {args.optuna}")
+        print(f"  view: optuna-dashboard {args.optuna}")
+    return 0
+
+
 def _cmd_sidecar(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -334,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trials.add_argument("-o", "--output", choices=["table", "wide", "json", "csv"], default="table")
     trials.set_defaults(func=_cmd_trials)
+
+    export = commands.add_parser("export", help="write a tuning job's trials as an Optuna study and/or a CSV file")
+    _source_arguments(export)
+    export.add_argument("--optuna", metavar="STORAGE_URL", help="an Optuna storage, e.g. sqlite:///study.db")
+    export.add_argument("--study-name", help="name of the new study (default: the tuning job's name)")
+    export.add_argument("--csv", metavar="FILE", help="the trial table as CSV, best first, a column per hyperparameter")
+    export.set_defaults(func=_cmd_export)
 
     crd = commands.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     crd.add_argument("-o", "--output", help="write to this file instead of stdout")

@@ -27,7 +27,7 @@ import json, os, sys, time
 import kubetune
 hp = json.loads(os.environ["KUBETUNE_HYPERPARAMETERS"])
 lr, width, act = float(os.environ["HP_LR"]), int(os.environ["HP_WIDTH"]), os.environ["HP_ACT"]
-if width % 7 == 3:
+if width % 4 == 1:
     print(f"width {width} is unlucky", file=sys.stderr)
     sys.exit(3)
 best = 1.0 - abs(__import__("math").log10(lr) + 2.0) / 4.0 - abs(width - 20) / 100.0 + (0.05 if act == "tanh" else 0.0)
@@ -104,7 +104,7 @@ def many_trials(count: int, path: Path, seed: int = 1) -> Path:
                 if tuner.report(trial.id, epoch, quality * (1.0 - 0.5**epoch)):
                     stopped = True
                     break
-            if int(trial.tuned["width"]) % 7 == 3:
+            if int(trial.tuned["width"]) % 4 == 1:
                 tuner.fail(trial.id, f"exit code 3: width {trial.tuned['width']} is unlucky")
             elif not stopped:
                 tuner.tell(trial.id, quality * (1.0 - 0.5**9))
