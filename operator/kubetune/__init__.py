@@ -1,8 +1,8 @@
 """kubetune: hyperparameter tuning on Kubernetes, the way SageMaker Automatic Model Tuning does it.
 
 The public surface is small on purpose: the Tuner (ask/report/tell), the report()
-helper that training code calls, the one error type for bad specs, and
-analytics() for a DataFrame of the trials.
+helper that training code calls, the one error type for bad specs, the Client
+for tuning jobs in a cluster, and analytics() for a DataFrame of the trials.
 
 Names are loaded on first use, so `from kubetune import report` in a training
 script and the in-pod sidecar start without importing numpy and the engine.
@@ -18,6 +18,7 @@ from kubetune.collector.report import report
 from kubetune.errors import SpecError
 
 if TYPE_CHECKING:
+    from kubetune.client import Client
     from kubetune.engine import Trial, TrialResult, TrialStatus, Tuner
     from kubetune.results.analytics import analytics
 
@@ -27,6 +28,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 
 _LAZY = {
+    "Client": "kubetune.client",
     "analytics": "kubetune.results.analytics",
     "Trial": "kubetune.engine",
     "TrialResult": "kubetune.engine",
@@ -34,7 +36,7 @@ _LAZY = {
     "Tuner": "kubetune.engine",
 }
 
-__all__ = ["SpecError", "Trial", "TrialResult", "TrialStatus", "Tuner", "__version__", "analytics", "report"]
+__all__ = ["Client", "SpecError", "Trial", "TrialResult", "TrialStatus", "Tuner", "__version__", "analytics", "report"]
 
 
 def __getattr__(name: str) -> Any:
