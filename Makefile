@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test unit lint crd manifests image-check cluster-binaries clean
+.PHONY: setup demo test unit lint crd manifests image-check cluster-binaries browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: setup
 	$(BIN)/kubetune run manifests/examples/random.yaml
 
 ## Lint, type-check, check the layers, build the local control plane, run every test.
-test: setup lint cluster-binaries
+test: setup lint cluster-binaries browser
 	$(BIN)/python -m pytest
 
 ## Unit tests only (no cluster).
@@ -45,6 +45,10 @@ crd: setup
 ## manifests/install.yaml from the chart with its default values (needs helm: bash e2e/build.sh).
 manifests: setup cluster-binaries
 	$(BIN)/python charts/render_install.py
+
+## Headless Chromium (Debian's package) for the report's browser test, tests/browser/.
+browser:
+	bash tests/browser/install-chromium.sh
 
 cluster-binaries:
 	@if [ -f e2e/build.sh ]; then bash e2e/build.sh; fi

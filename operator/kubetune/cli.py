@@ -223,6 +223,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from kubetune.results.report import report_html
+
+    results = _results(args)
+    output = Path(args.output or f"kubetune-report-{results.name}.html")
+    output.write_text(report_html(results), encoding="utf-8")
+    print(f"report of {results.name} ({len(results.trials)} trials): {output}")
+    return 0
+
+
 def _cmd_sidecar(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -359,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--study-name", help="name of the new study (default: the tuning job's name)")
     export.add_argument("--csv", metavar="FILE", help="the trial table as CSV, best first, a column per hyperparameter")
     export.set_defaults(func=_cmd_export)
+
+    report = commands.add_parser(
+        "report", help="write one self-contained HTML page of a tuning job's trials: charts, importance, table"
+    )
+    _source_arguments(report)
+    report.add_argument("-o", "--output", help="the HTML file (default: kubetune-report-NAME.html)")
+    report.set_defaults(func=_cmd_report)
 
     crd = commands.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     crd.add_argument("-o", "--output", help="write to this file instead of stdout")

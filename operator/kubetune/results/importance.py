@@ -147,7 +147,8 @@ class Forest:
         return cls(tuple(built))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.mean([t.predict(x) for t in self.trees], axis=0)
+        mean: np.ndarray = np.mean([t.predict(x) for t in self.trees], axis=0)
+        return mean
 
 
 def _grow(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, tries: int) -> Tree:
