@@ -6,8 +6,10 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 
 from kubetune import Client, SpecError
@@ -18,7 +20,7 @@ from .harness import OperatorProcess, example, get, status_of, wait_until
 pytestmark = pytest.mark.cluster
 
 
-def test_submit_wait_read_and_stop(cluster: Any, namespace: str, operator: OperatorProcess) -> None:
+def test_submit_wait_read_and_stop(cluster: Any, namespace: str, operator: OperatorProcess, tmp_path: Path) -> None:
     tuner = Client(namespace=namespace, kubeconfig=str(cluster.kubeconfig))
     assert tuner.namespace == namespace
     resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 4, "maxParallelTrainingJobs": 2})
@@ -63,6 +65,21 @@ def test_submit_wait_read_and_stop(cluster: Any, namespace: str, operator: Opera
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert [r["number"] for r in json.loads(cli.stdout)] == [t.number for t in trials]
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    flags = ["-n", namespace, "--kubeconfig", str(cluster.kubeconfig)]
+    for command in (
+        ["export", "digits-random", "--optuna", storage],
+        ["report", "digits-random", "-o", str(tmp_path / "r.html")],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "kubetune.cli", *command, *flags], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="digits-random", storage=storage)
+    assert sorted(t.number + 1 for t in study.trials) == [1, 2, 3, 4]
+    assert study.best_value == best.final_objective_value
+    assert all(len(t.intermediate_values) == 8 for t in study.trials)
+    assert "digits-random" in (tmp_path / "r.html").read_text()
 
     with pytest.raises(ClientError, match="exists already in namespace"):
         tuner.submit(resource)
