@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubetune import __version__
-from kubetune.errors import SpecError
+from kubetune.errors import ResultsError, SpecError
 from kubetune.logs import configure
 
 if TYPE_CHECKING:
@@ -414,11 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"kubetune: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    except Exception as exc:
-        from kubetune.results.resultfile import ResultsError
-
-        if not isinstance(exc, ResultsError):
-            raise
+    except ResultsError as exc:
         print(f"kubetune: {exc}", file=sys.stderr)
         return EXIT_INVALID
 

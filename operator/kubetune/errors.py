@@ -1,4 +1,4 @@
-"""The one exception type for bad input, so callers can report it without guessing."""
+"""The exception types for bad input, so callers can report it without guessing."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ class SpecError(ValueError):
         error = cls(field, message + (PROBLEM_SEPARATOR + rest if rest else ""))
         error.problems = list(problems)
         return error
+
+
+class ResultsError(Exception):
+    """A source of trials (a result file, a tuning job in a cluster) or an option on it that cannot be used;
+    the message names the file, object or option and what is wrong, in one line for the CLI."""
 
 
 def _join(problems: Sequence[tuple[str, str]]) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kubetune.errors import ResultsError
 from kubetune.results.model import TuningResults
-from kubetune.results.resultfile import ResultsError
 
 INSTALL_HINT = "kubetune.analytics needs pandas: pip install 'kubetune[analytics]'"
 

@@ -21,11 +21,10 @@ from urllib3.exceptions import HTTPError
 
 from kubetune.api.resource import GROUP, PLURAL, VERSION
 from kubetune.api.spec import ObjectiveType, parse_spec
-from kubetune.errors import SpecError
+from kubetune.errors import ResultsError, SpecError
 from kubetune.operator.names import TUNING_JOB_LABEL
 from kubetune.operator.records import read_record, trial_number
 from kubetune.results.model import TrialRow, TuningResults
-from kubetune.results.resultfile import ResultsError
 
 PAGE_SIZE = 500
 """Jobs per list call: kubectl's own chunk size."""

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from kubetune.api.spec import ScalingType
 from kubetune.engine.space import Kind, Parameter
+from kubetune.errors import ResultsError
 from kubetune.results.model import TrialRow, TuningResults
-from kubetune.results.resultfile import ResultsError
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution

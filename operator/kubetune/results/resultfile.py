@@ -8,11 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.api.spec import HyperParameterTuningJobSpec, ObjectiveType, parse_spec
+from kubetune.errors import ResultsError
 from kubetune.results.model import TrialRow, TuningResults
-
-
-class ResultsError(Exception):
-    """A source of trials that cannot be read: names the file or object and what is wrong with it."""
 
 
 def load_result_file(path: Path) -> TuningResults:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kubetune.errors import ResultsError
 from kubetune.results.model import TuningResults
-from kubetune.results.resultfile import ResultsError, load_result_file
+from kubetune.results.resultfile import load_result_file
 
 
 def is_result_file(source: str) -> bool:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetune.engine import TrialStatus
+from kubetune.errors import ResultsError
 from kubetune.results.model import TrialRow, TuningResults
-from kubetune.results.resultfile import ResultsError
 
 SORT_KEYS = ("objective", "number", "status", "duration", "steps")
 """Besides these, --sort-by takes any hyperparameter's name."""

@@ -1,0 +1,101 @@
+"""`kubetune trials` on a tuning job of 10,000 trial Jobs in a real API server, read a page at a time.
+
+No operator runs here: the trial Jobs are written as the operator writes them
+(labels, the record annotation, a controller ownerReference to the tuning job),
+with `spec.managedBy` set to another controller so the Job controller leaves
+10,000 Jobs alone, and `suspend` so nothing would run even if it did not.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+TRIALS = 10_000
+
+
+def record(number: int) -> dict[str, Any]:
+    value = 0.5 + (number * 7919 % TRIALS) / (2 * TRIALS)  # a permutation: every objective distinct
+    reports = [[number * 10 + s, s, value * s / 4] for s in range(1, 5)]
+    return {
+        "id": str(number), "number": number, "hyperparameters": {"hidden_units": 8 + number % 100, "epochs": 4},
+        "tuned": {"hidden_units": 8 + number % 100}, "asked": number * 10, "reports": reports,
+        "status": "Completed", "value": value, "reason": "", "ended": number * 10 + 5,
+    }  # fmt: skip
+
+
+def job(name: str, uid: str, number: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": f"{name}-{number:05d}",
+            "labels": {"kubetune.io/tuning-job": name, "kubetune.io/trial": str(number), "kubetune.io/trial-status": "Completed"},
+            "annotations": {"kubetune.io/trial-record": json.dumps(record(number), separators=(",", ":"))},
+            "ownerReferences": [{"apiVersion": "kubetune.io/v1alpha1", "kind": "HyperParameterTuningJob", "name": name, "uid": uid, "controller": True}],
+        },
+        "spec": {
+            "managedBy": "kubetune.io/scale-test",
+            "suspend": True,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "none"}]}},
+        },
+    }  # fmt: skip
+
+
+def test_ten_thousand_trials_are_listed_page_by_page(cluster: Any, namespace: str) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "hyperparametertuningjobs.kubetune.io.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io", "--timeout=30s")
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    resource = yaml.safe_load((ROOT / "manifests" / "examples" / "random.yaml").read_text())
+    resource["metadata"] = {"name": "big"}
+    resource["spec"]["resourceLimits"]["maxNumberOfTrainingJobs"] = TRIALS
+    resource["spec"]["parameterRanges"] = {
+        "integerParameterRanges": [{"name": "hidden_units", "minValue": 8, "maxValue": 128}]
+    }
+    resource["spec"]["stopped"] = True  # should an operator be watching, it starts nothing
+    created = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "kubetune.io", "v1alpha1", namespace, "hyperparametertuningjobs", resource
+    )
+    batch = client.BatchV1Api(api)
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda n: batch.create_namespaced_job(
+                    namespace, job("big", created["metadata"]["uid"], n), _preload_content=False
+                ),
+                range(1, TRIALS + 1),
+            )
+        )
+    print(f"created {TRIALS} trial Jobs in {time.monotonic() - started:.1f}s")
+    first = json.loads(batch.list_namespaced_job(namespace, limit=500, _preload_content=False).data)
+    assert len(first["items"]) == 500 and first["metadata"].get("continue")  # the API server pages
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "kubetune.cli", "trials", "big", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig), "-o", "csv"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    print(f"kubetune trials listed {TRIALS} trials in {seconds:.1f}s")
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert len(rows) == TRIALS and {int(r["number"]) for r in rows} == set(range(1, TRIALS + 1))
+    values = [float(r["val_accuracy"]) for r in rows]
+    assert values == sorted(values, reverse=True)  # best first
+    assert all(r["steps"] == "4" for r in rows)
+    assert seconds < 120, f"{seconds:.1f}s to list {TRIALS} trials"
