@@ -17,7 +17,7 @@ from typing import Any
 
 from kubetune.api.spec import ScalingType
 from kubetune.engine.space import Kind
-from kubetune.results.importance import Importance, importance
+from kubetune.results.importance import MIN_LEAF, TREES, Importance, importance
 from kubetune.results.model import TrialRow, TuningResults
 
 MAX_CURVES = 400
@@ -37,8 +37,6 @@ guide."""
 
 def report_html(results: TuningResults, seed: int = 0) -> str:
     """The whole page for `results`."""
-    from kubetune.results import importance as method
-
     ranked = importance(results, seed)
     payload = _payload(results, ranked)
     assets = files("kubetune.results") / "assets"
@@ -51,7 +49,7 @@ def report_html(results: TuningResults, seed: int = 0) -> str:
     best = results.best
     best_text = "none yet" if best is None else f"{best.objective:.6g} (trial {best.number}, {best.name})"
     method_text = (
-        METHOD.format(trees=method.TREES, leaf=method.MIN_LEAF, population=ranked.population, used=ranked.trials_used)
+        METHOD.format(trees=TREES, leaf=MIN_LEAF, population=ranked.population, used=ranked.trials_used)
         if ranked.shares
         else f"No importance estimate: {ranked.note}."
     )
