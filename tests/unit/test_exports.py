@@ -8,8 +8,11 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import optuna
+import optuna_dashboard
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
@@ -60,6 +63,32 @@ def test_optuna_study_holds_every_trial_with_distributions_and_reports(hyperband
     assert again.returncode == 2 and "a study named 'hb' exists already; pass --study-name" in again.stderr
     renamed = kubetune_cli("export", str(hyperband_result), "--optuna", storage, "--study-name", "hb-2")
     assert renamed.returncode == 0 and set(optuna.get_all_study_names(storage)) == {"hb", "hb-2"}
+
+
+def dashboard_get(storage: str, path: str) -> Any:
+    """A GET on optuna-dashboard's own WSGI app, as its browser front end makes it."""
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ.update(PATH_INFO=path, REQUEST_METHOD="GET")
+    status: list[str] = []
+    body = b"".join(optuna_dashboard.wsgi(storage)(environ, lambda s, headers, exc_info=None: status.append(s)))
+    assert status == ["200 OK"], (path, status, body[:500])
+    return json.loads(body)
+
+
+def test_optuna_dashboard_opens_the_study(hyperband_result: Path, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    assert kubetune_cli("export", str(hyperband_result), "--optuna", storage).returncode == 0
+    (summary,) = dashboard_get(storage, "/api/studies")["study_summaries"]
+    assert summary["study_name"] == "hb" and summary["directions"] == ["maximize"]
+    study = dashboard_get(storage, f"/api/studies/{summary['study_id']}")
+    trials = json.loads(hyperband_result.read_text())["trials"]
+    assert len(study["trials"]) == len(trials) and study["objective_names"] == ["score"]
+    assert study["has_intermediate_values"] is True
+    space = {p["name"]: p["distribution"] for p in study["union_search_space"]}
+    assert space["lr"]["type"] == "FloatDistribution" and space["lr"]["log"] is True
+    assert space["width"]["type"] == "IntDistribution" and space["act"]["type"] == "CategoricalDistribution"
+    assert {t["state"] for t in study["trials"]} == {"Complete", "Pruned", "Fail"}
 
 
 def test_csv_export_is_the_trial_table(hyperband_result: Path, tmp_path: Path) -> None:
