@@ -61,12 +61,14 @@ def load(page_file: Path, profile: Path, screenshot: Path, kept: list[Path]) -> 
 
 
 def poll_state(page: Page) -> dict[str, Any]:
-    for _ in range(200):
+    state = None
+    for _ in range(600):
         state = page.evaluate("window.kubetuneReport && JSON.parse(JSON.stringify(window.kubetuneReport))")
-        if state and state["done"]:
+        # Every chart drawn (echarts' "finished"), not only set up.
+        if state and state["done"] and set(state["finished"]) >= set(state["rendered"]) - {"trials"}:
             return dict(state)
         time.sleep(0.1)
-    raise AssertionError("the report's script never finished")
+    raise AssertionError(f"the report's charts never all finished: {state}")
 
 
 def check_page(page: Page, seen: dict[str, Any], parameters: list[str], trials: int) -> None:
@@ -119,3 +121,20 @@ def test_auto_stopping_report_marks_the_median_rule(
     marks = {name: count for kind, name, count in seen["options"]["curves"]["series"] if kind == "scatter"}
     assert marks["stopped by the median rule (Auto)"] > 0
     assert "stopped at a Hyperband rung" not in marks
+
+
+def test_ten_thousand_trials_render_in_full(tmp_path: Path, keep_screenshot: list[Path]) -> None:
+    from tests.unit.results_data import many_trials
+
+    source = many_trials(10_000, tmp_path / "many.json")
+    report = write_report(source, tmp_path / "report.html")
+    started = time.monotonic()
+    page, seen = load(report, tmp_path / "profile", SCREENSHOT_DIR / "ten-thousand.png", keep_screenshot)
+    seconds = time.monotonic() - started
+    check_page(page, seen, ["width", "lr", "act"], 10_000)
+    scored = sum(1 for t in json.loads(source.read_text())["trials"] if t["objective"] is not None)
+    points = sum(count for kind, _, count in seen["options"]["history-number"]["series"] if kind == "scatter")
+    assert points == scored
+    curves = [s for s in seen["options"]["curves"]["series"] if s[0] == "line"]
+    assert len(curves) == 400  # capped, as the page says
+    assert seconds < 90, f"{seconds:.1f}s to load and draw 10,000 trials"

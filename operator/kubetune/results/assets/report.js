@@ -2,7 +2,7 @@
  * window.kubetuneReport records which charts rendered and any error, for the browser test. */
 (function () {
   "use strict";
-  var state = (window.kubetuneReport = { rendered: [], errors: [], done: false });
+  var state = (window.kubetuneReport = { rendered: [], finished: [], errors: [], done: false });
   var data = JSON.parse(document.getElementById("kubetune-data").textContent);
   var COLORS = { Completed: "#2f7d32", Stopped: "#e0a000", Failed: "#c62828", Running: "#1565c0" };
   var metric = data.metric;
@@ -25,6 +25,10 @@
       var node = document.getElementById(id);
       var instance = echarts.init(node, null, { renderer: "canvas" });
       option.animation = false;
+      // Drawn in one pass: progressive rendering would paint thousands of points over many frames,
+      // and a screenshot or a print taken meanwhile would miss some.
+      option.series.forEach(function (series) { series.progressive = 0; });
+      instance.on("finished", function () { if (state.finished.indexOf(id) < 0) state.finished.push(id); });
       instance.setOption(option);
       state.rendered.push(id);
       window.addEventListener("resize", function () { instance.resize(); });
