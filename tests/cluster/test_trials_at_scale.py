@@ -3,7 +3,8 @@
 No operator runs here: the trial Jobs are written as the operator writes them
 (labels, the record annotation, a controller ownerReference to the tuning job),
 with `spec.managedBy` set to another controller so the Job controller leaves
-10,000 Jobs alone, and `suspend` so nothing would run even if it did not.
+10,000 Jobs alone, and `suspend` so nothing would run even if it did not. One
+more Job carries the label but no owner: it must not be listed.
 """
 
 from __future__ import annotations
@@ -82,8 +83,12 @@ def test_ten_thousand_trials_are_listed_page_by_page(cluster: Any, namespace: st
             )
         )
     print(f"created {TRIALS} trial Jobs in {time.monotonic() - started:.1f}s")
+    stray = job("big", "", TRIALS + 1)  # merely labelled, owned by no one: not a trial of this tuning job
+    del stray["metadata"]["ownerReferences"]  # (an owner UID that does not exist would have the GC delete it)
+    batch.create_namespaced_job(namespace, stray, _preload_content=False)
     first = json.loads(batch.list_namespaced_job(namespace, limit=500, _preload_content=False).data)
     assert len(first["items"]) == 500 and first["metadata"].get("continue")  # the API server pages
+    assert first["metadata"].get("remainingItemCount") == TRIALS + 1 - 500
 
     started = time.monotonic()
     done = subprocess.run(

@@ -116,7 +116,10 @@ def test_examples_complete_under_the_helm_installed_operator(cluster: Any, names
     assert code == 200
     for name in names.values():
         assert f'kubetune_trials_started_total{{namespace="{namespace}",tuning_job="{name}"}}' in text
-        assert f'kubetune_tuning_jobs_ended_total{{namespace="{namespace}",status="Completed"}} {float(len(names))}' in text
+        assert (
+            f'kubetune_tuning_jobs_ended_total{{namespace="{namespace}",status="Completed"}} {float(len(names))}'
+            in text
+        )
     for strategy in ("Grid", "Random", "Bayesian", "Hyperband"):
         assert f'kubetune_suggestion_duration_seconds_count{{strategy="{strategy}"}}' in text
     assert 'kubetune_trials_stopped_total{namespace="' in text  # Hyperband stops the losers at its rungs

@@ -189,7 +189,11 @@ def test_failing_trials_count_and_fail_the_job(cluster: Any, namespace: str, ope
     resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 6, "maxParallelTrainingJobs": 2,
                                                       "maxFailedTrainingJobs": 1})  # fmt: skip
     container = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    container["command"] = ["python", "-c", "import sys; print('epoch 1'); print('out of memory', file=sys.stderr); sys.exit(3)"]
+    container["command"] = [
+        "python",
+        "-c",
+        "import sys; print('epoch 1'); print('out of memory', file=sys.stderr); sys.exit(3)",
+    ]
     apply(cluster, namespace, resource)
     status = wait_for_end(cluster, namespace, "digits-random", operator)
     assert status["hyperParameterTuningJobStatus"] == "Failed"
@@ -264,7 +268,9 @@ def _deny_trial(cluster: Any, namespace: str, number: int) -> str:
              "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}}  # fmt: skip
 
     def in_force() -> bool:
-        result = cluster.kubectl("-n", namespace, "create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False)
+        result = cluster.kubectl(
+            "-n", namespace, "create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False
+        )
         return result.returncode != 0 and "not allowed here" in result.stderr
 
     wait_until(in_force, 30, "the admission policy to be in force")
@@ -295,7 +301,9 @@ def test_a_full_quota_blocks_trials_until_it_frees(cluster: Any, namespace: str,
     quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "jobs"},
              "spec": {"hard": {"count/jobs.batch": "1"}}}  # fmt: skip
     apply(cluster, namespace, quota)
-    wait_until(lambda: get(cluster, namespace, "resourcequota", "jobs").get("status", {}).get("used"), 30, "quota usage")
+    wait_until(
+        lambda: get(cluster, namespace, "resourcequota", "jobs").get("status", {}).get("used"), 30, "quota usage"
+    )
     resource = example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": 2, "maxParallelTrainingJobs": 2})
     apply(cluster, namespace, resource)
 

@@ -32,11 +32,18 @@ def restart_spec() -> dict[str, Any]:
     return resource
 
 
-def test_sigkill_loses_and_repeats_nothing(cluster: Any, namespace: str, operator: OperatorProcess, tmp_path: Path) -> None:
+def test_sigkill_loses_and_repeats_nothing(
+    cluster: Any, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
     resource = restart_spec()
     apply(cluster, namespace, resource)
     for at_least in (2, 5, 8):  # kill it while trials run, at three points of the job
-        wait_until(lambda n=at_least: len(trial_jobs(cluster, namespace, "digits-random")) >= n, 120, f"{at_least} trials", operator)
+        wait_until(
+            lambda n=at_least: len(trial_jobs(cluster, namespace, "digits-random")) >= n,
+            120,
+            f"{at_least} trials",
+            operator,
+        )
         operator.kill()
         time.sleep(1.5)
         operator.start()
@@ -52,14 +59,26 @@ def test_sigkill_loses_and_repeats_nothing(cluster: Any, namespace: str, operato
     spec_path = tmp_path / "job.yaml"
     spec_path.write_text(yaml.safe_dump(resource))
     subprocess.run(
-        [sys.executable, "-m", "kubetune.cli", "run", str(spec_path), "-o", str(tmp_path / "out.json"), "--trial-dir", str(tmp_path / "t")],
+        [
+            sys.executable,
+            "-m",
+            "kubetune.cli",
+            "run",
+            str(spec_path),
+            "-o",
+            str(tmp_path / "out.json"),
+            "--trial-dir",
+            str(tmp_path / "t"),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
     )
     local = json.loads((tmp_path / "out.json").read_text())
     in_cluster = {
-        int(j["metadata"]["labels"]["kubetune.io/trial"]): json.loads(j["metadata"]["annotations"]["kubetune.io/hyperparameters"])
+        int(j["metadata"]["labels"]["kubetune.io/trial"]): json.loads(
+            j["metadata"]["annotations"]["kubetune.io/hyperparameters"]
+        )
         for j in jobs
     }
     assert in_cluster == {int(t["id"]): t["hyperparameters"] for t in local["trials"]}
@@ -67,15 +86,24 @@ def test_sigkill_loses_and_repeats_nothing(cluster: Any, namespace: str, operato
     assert status["bestTrainingJob"]["finalObjectiveValue"] == pytest.approx(local["best"]["objective"])
 
 
-def test_a_second_replica_waits_then_takes_over(cluster: Any, namespace: str, operator: OperatorProcess, tmp_path: Path) -> None:
-    standby = OperatorProcess(cluster, operator.kubeconfig, tmp_path / "standby.log", ["--leader-identity", "replica-b"])
+def test_a_second_replica_waits_then_takes_over(
+    cluster: Any, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    standby = OperatorProcess(
+        cluster, operator.kubeconfig, tmp_path / "standby.log", ["--leader-identity", "replica-b"]
+    )
     standby.start()
     try:
         wait_until(lambda: "leader.waiting" in standby.log(), 60, "the standby to wait for the lease")
         resource = restart_spec()
         resource["spec"]["resourceLimits"] = {"maxNumberOfTrainingJobs": 4, "maxParallelTrainingJobs": 2}
         apply(cluster, namespace, resource)
-        wait_until(lambda: len(trial_jobs(cluster, namespace, "digits-random")) >= 2, 60, "the leader to start trials", operator)
+        wait_until(
+            lambda: len(trial_jobs(cluster, namespace, "digits-random")) >= 2,
+            60,
+            "the leader to start trials",
+            operator,
+        )
         assert "trial.created" not in standby.log()  # a standby never acts
         operator.kill()
         status = wait_for_end(cluster, namespace, "digits-random", standby, timeout=180)
