@@ -54,7 +54,7 @@ class Client:
         `name` overrides metadata.name (and is required for a bare spec). Raises SpecError naming
         every bad field before anything is sent.
         """
-        body = _resource(resource, name)
+        body = as_resource(resource, name)
         parse_spec(body["spec"])
         try:
             client.CustomObjectsApi(self.api).create_namespaced_custom_object(
@@ -188,8 +188,10 @@ def _progress_callback(progress: bool | TextIO | Progress, name: str) -> Progres
     return write
 
 
-def _resource(resource: Mapping[str, Any] | str | Path, name: str | None) -> dict[str, Any]:
-    """A whole HyperParameterTuningJob from what submit() was given."""
+def as_resource(resource: Mapping[str, Any] | str | Path, name: str | None) -> dict[str, Any]:
+    """A whole HyperParameterTuningJob from what submit() takes: a YAML file's path, YAML text, a resource
+    dict or a bare spec dict; `name` overrides metadata.name, and metadata.namespace is dropped (the client's
+    namespace is where it goes). ClientError says what is missing or wrong, and in which file."""
     where = "the resource"
     if isinstance(resource, Path) or (
         isinstance(resource, str) and "\n" not in resource and resource.endswith((".yaml", ".yml", ".json"))
