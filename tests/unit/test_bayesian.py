@@ -255,3 +255,46 @@ def test_bayesian_beats_random_on_branin(seed: int) -> None:
     assert bayes.best is not None and rand.best is not None
     # measured: Bayesian reaches ~1e-3 in 30 trials, Random ~0.1-1; a 10x margin cannot flake
     assert bayes.best.value < 0.1 * rand.best.value
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_suggestions_run_with_one_blas_thread_and_leave_the_callers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine limits BLAS for its own work only: inside a suggestion 1 thread, after it the caller's 2 again."""
+    from threadpoolctl import threadpool_limits
+
+    import kubetune.engine.strategies.bayesian as bayesian
+
+    seen: list[list[int]] = []
+    build = bayesian._Model.build
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(_blas_threads())
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(bayesian._Model, "build", spy)
+    space, state = random_state(20)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert set(_blas_threads()) == {2}
+        assert BayesianStrategy(space).suggest(state, 2, seed=3)
+        assert set(_blas_threads()) == {2}
+    assert seen and all(set(counts) == {1} for counts in seen)
+
+
+def test_engine_thread_limit_is_held_until_the_last_concurrent_user_leaves() -> None:
+    from threadpoolctl import threadpool_limits
+
+    from kubetune.engine.threads import engine_threads
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        outer = engine_threads()
+        outer.__enter__()
+        with engine_threads():
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {1}  # the outer hold is still there
+        outer.__exit__(None, None, None)
+        assert set(_blas_threads()) == {2}

@@ -27,7 +27,8 @@ How a suggestion is made, and why:
    O(model_points^2) memory: no hang and no out-of-memory however long the job
    runs (bench/bayesian: under 100 ms at 500 and 2,000 results on 2 cores).
    Small matrices gain nothing from BLAS threads and lose much to contention
-   on a busy node: run the engine with OPENBLAS_NUM_THREADS=1.
+   on a busy node, so every suggestion runs with one BLAS thread
+   (`kubetune.engine.threads`), whatever the process's own setting.
 4. **Pending trials** (running now, and the earlier picks of this same batch)
    enter as noise-free fantasies at the posterior mean ("kriging believer"),
    and the incumbent is lowered to the best fantasy: the mean is unchanged but
@@ -56,6 +57,7 @@ from kubetune._gp.optimize import candidates, maximize
 from kubetune.api.spec import ParameterValue
 from kubetune.engine.space import Kind, SearchSpace
 from kubetune.engine.strategies.base import Config, SearchState, Strategy, batch_rng
+from kubetune.engine.threads import engine_threads
 
 SNAP_LIMIT = 10_000
 """Integer ranges up to this many values are snapped to their cells while optimising; wider ones act continuous."""
@@ -145,6 +147,10 @@ class BayesianStrategy(Strategy):
         return _discrete_size(self.space)
 
     def suggest(self, state: SearchState, count: int, seed: int) -> list[Config]:
+        with engine_threads():
+            return self._suggest(state, count, seed)
+
+    def _suggest(self, state: SearchState, count: int, seed: int) -> list[Config]:
         rng = batch_rng(seed, state)
         space = state.space
         taken = {space.key(c) for c in [*(o.config for o in state.observations), *state.pending, *state.failed]}
