@@ -298,3 +298,34 @@ def test_engine_thread_limit_is_held_until_the_last_concurrent_user_leaves() -> 
         assert set(_blas_threads()) == {1}  # the outer hold is still there
         outer.__exit__(None, None, None)
         assert set(_blas_threads()) == {2}
+
+
+def test_what_is_kept_across_asks_gives_the_suggestions_of_a_fresh_strategy() -> None:
+    """The history cache (seen configurations, losses) only saves work: same picks as a strategy that reads it all."""
+    tuner = drive(Tuner(spec(budget=60, parallel=4)), branin, trials=25)
+    tuner.ask(2)  # two pending
+    kept = tuner._strategy
+    assert isinstance(kept, BayesianStrategy)
+    state = tuner._search_state()
+    assert kept.suggest(state, 3, tuner.seed) == BayesianStrategy(tuner.space).suggest(state, 3, tuner.seed)
+    # a state that is not an extension of the one read last (another job's history) is read afresh
+    other_space, other = random_state(30, seed=5)
+    assert kept.suggest(other, 2, 11) == BayesianStrategy(other_space).suggest(other, 2, 11)
+    fewer = state_of(
+        tuner.space, [o.config for o in state.observations[:10]], [o.loss for o in state.observations[:10]]
+    )
+    assert kept.suggest(fewer, 2, 11) == BayesianStrategy(tuner.space).suggest(fewer, 2, 11)
+
+
+def test_a_configuration_seen_since_the_last_ask_is_never_suggested_again() -> None:
+    space = Tuner(spec(integer=[{"name": "k", "minValue": 0, "maxValue": 5}])).space
+    strategy = BayesianStrategy(space)
+    observations: list[Observation] = []
+    state = SearchState(space, observations, [], [], 0)
+    for k in range(6):
+        (config,) = strategy.suggest(SearchState(space, observations, [], [], k), 1, seed=1)
+        assert all(o.config != config for o in observations)
+        observations.append(Observation(config, float((config["k"] - 3) ** 2), True))
+    assert sorted(o.config["k"] for o in observations) == list(range(6))
+    assert strategy.suggest(SearchState(space, observations, [], [], 6), 1, seed=1) == []
+    assert state.observations is observations
