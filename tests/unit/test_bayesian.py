@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -133,6 +133,50 @@ def test_a_hundred_parallel_trials_are_all_distinct() -> None:
     second = tuner.ask(30)
     keys = {tuner.space.key(t.tuned) for t in [*first, *second]}
     assert len(first) == 100 and len(second) == 30 and len(keys) == 130
+
+
+def _min_gap(space: SearchSpace, configs: list[Mapping[str, Any]], others: Sequence[Mapping[str, Any]] = ()) -> float:
+    """Smallest distance, in the unit cube, between two of `configs` or between one of them and one of `others`."""
+    rows = np.array([space.encode(c) for c in configs])
+    gaps = np.sqrt(((rows[:, None, :] - rows[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(gaps, np.inf)
+    best = float(gaps.min())
+    if others:
+        ref = np.array([space.encode(c) for c in others])
+        best = min(best, float(np.sqrt(((rows[:, None, :] - ref[None, :, :]) ** 2).sum(-1)).min()))
+    return best
+
+
+def test_a_batch_of_32_keeps_two_percent_of_the_diagonal_apart_and_still_exploits_the_best() -> None:
+    tuner = drive(Tuner(spec(budget=100, parallel=32)), branin, trials=25)
+    best = tuner.best
+    assert best is not None
+    batch = [t.tuned for t in tuner.ask(32)]
+    space = tuner.space
+    assert len(batch) == 32
+    diagonal = math.sqrt(space.dims)
+    assert _min_gap(space, batch) >= 0.02 * diagonal - 1e-9
+    to_best = [float(np.linalg.norm(space.encode(c) - space.encode(best.tuned))) for c in batch]
+    assert min(to_best) < 0.05 * diagonal  # exploitation: a suggestion next to the best result
+    assert sum(d > 0.25 * diagonal for d in to_best) >= 8  # and exploration far from it
+
+
+def test_running_trials_count_for_the_spacing_of_a_new_batch() -> None:
+    space, state = random_state(30, seed=2)
+    strategy = BayesianStrategy(space)
+    running = strategy.suggest(state, 8, seed=4)
+    observed = ([o.config for o in state.observations], [o.loss for o in state.observations])
+    batch = strategy.suggest(state_of(space, *observed, pending=running), 8, seed=5)
+    assert _min_gap(space, batch, running) >= 0.02 * math.sqrt(space.dims) - 1e-9
+
+
+def test_a_discrete_space_finer_than_the_spacing_is_still_exhausted() -> None:
+    """Sixty integers sit 1/60 of the diagonal apart, closer than the spacing: every one is still suggested once."""
+    tuner = Tuner(spec(budget=60, parallel=60, integer=[{"name": "k", "minValue": 0, "maxValue": 59}]))
+    drive(tuner, lambda c: float((int(c["k"]) - 17) ** 2), trials=8)
+    rest = tuner.ask(60)
+    keys = {t.tuned["k"] for t in rest} | {r.trial.tuned["k"] for r in tuner.trials}
+    assert len(rest) == 52 and keys == set(range(60))
 
 
 # -- kinds of parameters ---------------------------------------------------------------------------
