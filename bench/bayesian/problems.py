@@ -97,6 +97,42 @@ def _mixed(c: Mapping[str, Any]) -> float:
     return value
 
 
+def _xs(c: Mapping[str, Any], d: int) -> np.ndarray:
+    return np.array([float(c[f"x{i}"]) for i in range(d)])
+
+
+def _rosenbrock_d(d: int) -> Callable[[Mapping[str, Any]], float]:
+    def fn(c: Mapping[str, Any]) -> float:
+        x = _xs(c, d)
+        return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+    return fn
+
+
+def _ackley_d(d: int) -> Callable[[Mapping[str, Any]], float]:
+    def fn(c: Mapping[str, Any]) -> float:
+        x = _xs(c, d)
+        return float(
+            -20 * math.exp(-0.2 * math.sqrt(np.sum(x**2) / d))
+            - math.exp(np.sum(np.cos(2 * math.pi * x)) / d)
+            + 20
+            + math.e
+        )
+
+    return fn
+
+
+def _levy_d(d: int) -> Callable[[Mapping[str, Any]], float]:
+    """Levy on [-10, 10]^d, minimum 0 at (1, ..., 1)."""
+
+    def fn(c: Mapping[str, Any]) -> float:
+        w = 1 + (_xs(c, d) - 1) / 4
+        value = math.sin(math.pi * w[0]) ** 2 + (w[-1] - 1) ** 2 * (1 + math.sin(2 * math.pi * w[-1]) ** 2)
+        return float(value + np.sum((w[:-1] - 1) ** 2 * (1 + 10 * np.sin(math.pi * w[:-1] + 1) ** 2)))
+
+    return fn
+
+
 def _floats(names: list[str], low: float, high: float) -> tuple[Param, ...]:
     return tuple(Param(n, "float", low, high) for n in names)
 
@@ -124,3 +160,18 @@ PROBLEMS: dict[str, Problem] = {
         Problem("hartmann6-noisy", _floats([f"x{i}" for i in range(6)], 0, 1), _hartmann6, -3.32236801141551, 0.1),
     ]
 }
+
+SCALE_PROBLEMS: dict[str, Problem] = {
+    p.name: p
+    for p in [
+        PROBLEMS["hartmann6"],
+        Problem("ackley10", _floats([f"x{i}" for i in range(10)], -32.768, 32.768), _ackley_d(10), 0.0),
+        Problem("levy20", _floats([f"x{i}" for i in range(20)], -10, 10), _levy_d(20), 0.0),
+        Problem("rosenbrock30", _floats([f"x{i}" for i in range(30)], -5, 10), _rosenbrock_d(30), 0.0),
+        Problem("ackley20", _floats([f"x{i}" for i in range(20)], -32.768, 32.768), _ackley_d(20), 0.0),
+        Problem("levy30", _floats([f"x{i}" for i in range(30)], -10, 10), _levy_d(30), 0.0),
+    ]
+}
+"""Issue 16's problems: the batch runs (Hartmann6, Ackley-10, Levy-20, Rosenbrock-30) and the 20/30-dimensional
+sequential runs (Levy-20, Rosenbrock-30, Ackley-20, Levy-30). Kept apart from PROBLEMS so issue 5's tables are
+unchanged."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,50 @@ def test_a_hundred_parallel_trials_are_all_distinct() -> None:
     assert len(first) == 100 and len(second) == 30 and len(keys) == 130
 
 
+def _min_gap(space: SearchSpace, configs: list[Mapping[str, Any]], others: Sequence[Mapping[str, Any]] = ()) -> float:
+    """Smallest distance, in the unit cube, between two of `configs` or between one of them and one of `others`."""
+    rows = np.array([space.encode(c) for c in configs])
+    gaps = np.sqrt(((rows[:, None, :] - rows[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(gaps, np.inf)
+    best = float(gaps.min())
+    if others:
+        ref = np.array([space.encode(c) for c in others])
+        best = min(best, float(np.sqrt(((rows[:, None, :] - ref[None, :, :]) ** 2).sum(-1)).min()))
+    return best
+
+
+def test_a_batch_of_32_keeps_two_percent_of_the_diagonal_apart_and_still_exploits_the_best() -> None:
+    tuner = drive(Tuner(spec(budget=100, parallel=32)), branin, trials=25)
+    best = tuner.best
+    assert best is not None
+    batch = [t.tuned for t in tuner.ask(32)]
+    space = tuner.space
+    assert len(batch) == 32
+    diagonal = math.sqrt(space.dims)
+    assert _min_gap(space, batch) >= 0.02 * diagonal - 1e-9
+    to_best = [float(np.linalg.norm(space.encode(c) - space.encode(best.tuned))) for c in batch]
+    assert min(to_best) < 0.05 * diagonal  # exploitation: a suggestion next to the best result
+    assert sum(d > 0.25 * diagonal for d in to_best) >= 8  # and exploration far from it
+
+
+def test_running_trials_count_for_the_spacing_of_a_new_batch() -> None:
+    space, state = random_state(30, seed=2)
+    strategy = BayesianStrategy(space)
+    running = strategy.suggest(state, 8, seed=4)
+    observed = ([o.config for o in state.observations], [o.loss for o in state.observations])
+    batch = strategy.suggest(state_of(space, *observed, pending=running), 8, seed=5)
+    assert _min_gap(space, batch, running) >= 0.02 * math.sqrt(space.dims) - 1e-9
+
+
+def test_a_discrete_space_finer_than_the_spacing_is_still_exhausted() -> None:
+    """Sixty integers sit 1/60 of the diagonal apart, closer than the spacing: every one is still suggested once."""
+    tuner = Tuner(spec(budget=60, parallel=60, integer=[{"name": "k", "minValue": 0, "maxValue": 59}]))
+    drive(tuner, lambda c: float((int(c["k"]) - 17) ** 2), trials=8)
+    rest = tuner.ask(60)
+    keys = {t.tuned["k"] for t in rest} | {r.trial.tuned["k"] for r in tuner.trials}
+    assert len(rest) == 52 and keys == set(range(60))
+
+
 # -- kinds of parameters ---------------------------------------------------------------------------
 
 
@@ -255,3 +299,77 @@ def test_bayesian_beats_random_on_branin(seed: int) -> None:
     assert bayes.best is not None and rand.best is not None
     # measured: Bayesian reaches ~1e-3 in 30 trials, Random ~0.1-1; a 10x margin cannot flake
     assert bayes.best.value < 0.1 * rand.best.value
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_suggestions_run_with_one_blas_thread_and_leave_the_callers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine limits BLAS for its own work only: inside a suggestion 1 thread, after it the caller's 2 again."""
+    from threadpoolctl import threadpool_limits
+
+    import kubetune.engine.strategies.bayesian as bayesian
+
+    seen: list[list[int]] = []
+    build = bayesian._Model.build
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(_blas_threads())
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(bayesian._Model, "build", spy)
+    space, state = random_state(20)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert set(_blas_threads()) == {2}
+        assert BayesianStrategy(space).suggest(state, 2, seed=3)
+        assert set(_blas_threads()) == {2}
+    assert seen and all(set(counts) == {1} for counts in seen)
+
+
+def test_engine_thread_limit_is_held_until_the_last_concurrent_user_leaves() -> None:
+    from threadpoolctl import threadpool_limits
+
+    from kubetune.engine.threads import engine_threads
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        outer = engine_threads()
+        outer.__enter__()
+        with engine_threads():
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {1}  # the outer hold is still there
+        outer.__exit__(None, None, None)
+        assert set(_blas_threads()) == {2}
+
+
+def test_what_is_kept_across_asks_gives_the_suggestions_of_a_fresh_strategy() -> None:
+    """The history cache (seen configurations, losses) only saves work: same picks as a strategy that reads it all."""
+    tuner = drive(Tuner(spec(budget=60, parallel=4)), branin, trials=25)
+    tuner.ask(2)  # two pending
+    kept = tuner._strategy
+    assert isinstance(kept, BayesianStrategy)
+    state = tuner._search_state()
+    assert kept.suggest(state, 3, tuner.seed) == BayesianStrategy(tuner.space).suggest(state, 3, tuner.seed)
+    # a state that is not an extension of the one read last (another job's history) is read afresh
+    other_space, other = random_state(30, seed=5)
+    assert kept.suggest(other, 2, 11) == BayesianStrategy(other_space).suggest(other, 2, 11)
+    fewer = state_of(
+        tuner.space, [o.config for o in state.observations[:10]], [o.loss for o in state.observations[:10]]
+    )
+    assert kept.suggest(fewer, 2, 11) == BayesianStrategy(tuner.space).suggest(fewer, 2, 11)
+
+
+def test_a_configuration_seen_since_the_last_ask_is_never_suggested_again() -> None:
+    space = Tuner(spec(integer=[{"name": "k", "minValue": 0, "maxValue": 5}])).space
+    strategy = BayesianStrategy(space)
+    observations: list[Observation] = []
+    state = SearchState(space, observations, [], [], 0)
+    for k in range(6):
+        (config,) = strategy.suggest(SearchState(space, observations, [], [], k), 1, seed=1)
+        assert all(o.config != config for o in observations)
+        observations.append(Observation(config, float((config["k"] - 3) ** 2), True))
+    assert sorted(o.config["k"] for o in observations) == list(range(6))
+    assert strategy.suggest(SearchState(space, observations, [], [], 6), 1, seed=1) == []
+    assert state.observations is observations
