@@ -6,15 +6,12 @@ written analysis survives a rerun.
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import machine_lines
 from methods import METHODS
 from problems import PROBLEMS
 from regret import RAW, load
@@ -145,28 +142,6 @@ def _timing_table() -> list[str]:
     return lines
 
 
-def _machine() -> list[str]:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = []
-    for name in PACKAGES:
-        try:
-            versions.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{name} (not installed)")
-    return [
-        f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        f"- python {platform.python_version()}; {', '.join(versions)}",
-        f"- tables rebuilt: {datetime.date.today().isoformat()}",
-    ]
-
-
 def write_results(path: Path) -> None:
     notes = ""
     if path.exists() and NOTES in path.read_text():
@@ -178,7 +153,7 @@ def write_results(path: Path) -> None:
         "[25th, 75th percentile] over seeds 0–9 of simple regret: the noise-free value of the best point seen",
         "so far, minus the function's minimum. Bold: the best median of the row.",
         "",
-        *_machine(),
+        *machine_lines(PACKAGES),
         "",
         "## Targets (issue 5)",
         "",

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from machine import machine_lines  # bench/bayesian, which run puts on the path
 from run import GRID, METHODS, MODES, PEERS, load
 
 NOTES = "<!-- notes: everything below is written by hand and kept across reruns -->"
@@ -69,28 +66,6 @@ def _table(mode: str) -> tuple[list[str], list[str]]:
     return lines, targets
 
 
-def _machine() -> list[str]:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = []
-    for name in PACKAGES:
-        try:
-            versions.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{name} (not installed)")
-    return [
-        f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        f"- python {platform.python_version()}; {', '.join(versions)}",
-        f"- tables rebuilt: {datetime.date.today().isoformat()}",
-    ]
-
-
 def write_results(path: Path) -> None:
     notes = ""
     if path.exists() and NOTES in path.read_text():
@@ -108,7 +83,7 @@ def write_results(path: Path) -> None:
         "`pip install -e '.[bench]'`). Figures: median [25th, 75th percentile] over the seeds run (n) of the",
         "regret after the last evaluation. Bold: the best median of the row.",
         "",
-        *_machine(),
+        *machine_lines(PACKAGES),
         "",
         "## Targets (issue 16)",
         "",
