@@ -23,6 +23,7 @@ from kubetune.api.resource import GROUP, PLURAL, VERSION
 from kubetune.api.spec import ObjectiveType, parse_spec
 from kubetune.errors import ResultsError, SpecError
 from kubetune.operator.names import TUNING_JOB_LABEL
+from kubetune.operator.ownership import controlled_by
 from kubetune.operator.records import read_record, trial_number
 from kubetune.results.model import TrialRow, TuningResults
 
@@ -90,10 +91,9 @@ def trial_jobs(
 
 def _row(job: Mapping[str, Any], uid: str) -> TrialRow | None:
     """The trial a Job holds, or None for a Job that merely carries the label (not owned by this tuning job)."""
-    metadata = job.get("metadata") or {}
-    owners = metadata.get("ownerReferences") or []
-    if not any(o.get("controller") and o.get("uid") == uid for o in owners):
+    if not controlled_by(job, uid):
         return None
+    metadata = job.get("metadata") or {}
     record = read_record(job)
     number = trial_number(job)
     if record is None or number is None:
