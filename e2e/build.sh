@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager, kubectl and helm from
-# the Go module proxy and caches them under ~/.cache/kubetune/<name>-<version>/.
+# Builds etcd, the Kubernetes control plane and node components (kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubelet, kube-proxy), kubectl, helm
+# and the pod sandbox image from the Go module proxy and caches them under ~/.cache/kubetune/<name>-<version>/.
 #
 # Why from source: CI machines reach package registries only (no release
 # downloads, no Docker), and the Go module proxy serves every one of these.
@@ -21,17 +22,28 @@ BUILD_P="${KUBETUNE_BUILD_P:-2}"
 
 log() { printf '[e2e/build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# Host tools the node agent needs; a fresh CI machine may lack them.
+# Host tools the local cluster's nodes need; a fresh CI machine lacks most of
+# them. Debian's packages: containerd 1.6 and runc run the containers, the CNI
+# plugins (bridge, host-local) wire pods, iptables and conntrack serve
+# kube-proxy, buildah and debootstrap build the image (operator/build-image.sh).
 ensure_host_tools() {
-  local missing=()
-  command -v ip >/dev/null || missing+=(iproute2)
-  command -v unshare >/dev/null || missing+=(util-linux)
-  command -v flock >/dev/null || missing+=(util-linux)
-  command -v openssl >/dev/null || missing+=(openssl)
+  local missing=() cmd pkg
+  local -A wanted=(
+    [ip]=iproute2 [unshare]=util-linux [nsenter]=util-linux [flock]=util-linux [openssl]=openssl
+    [containerd]=containerd [ctr]=containerd [runc]=runc [iptables]=iptables [conntrack]=conntrack
+    [buildah]=buildah [debootstrap]=debootstrap
+  )
+  for cmd in "${!wanted[@]}"; do
+    command -v "${cmd}" >/dev/null || missing+=("${wanted[${cmd}]}")
+  done
+  [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local ]] || missing+=(containernetworking-plugins)
   if ((${#missing[@]})); then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     log "installing missing packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Another apt run (a second test session) may hold the lock: wait for it instead of failing.
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends "${missing[@]}" >/dev/null
   fi
   # Debian's golang-go is far older than these modules need (go 1.24+).
   if ! command -v go >/dev/null; then
@@ -78,12 +90,15 @@ GOMOD
   echo "${ETCD_VERSION}" > "${dir}/.complete"
 }
 
+# The control plane, the node components and kubectl: one module, one build.
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+
 build_kubernetes() {
   local dir="${CACHE}/kubernetes-${KUBERNETES_VERSION}"
-  if complete "${dir}" kube-apiserver kube-controller-manager kubectl; then
+  if complete "${dir}" kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; then
     log "kubernetes ${KUBERNETES_VERSION}: cached"; return
   fi
-  log "kubernetes ${KUBERNETES_VERSION}: building kube-apiserver, kube-controller-manager, kubectl (slow: ~1M lines of Go)"
+  log "kubernetes ${KUBERNETES_VERSION}: building ${KUBE_COMMANDS[*]} (slow: ~1M lines of Go)"
   rm -rf "${dir}"; mkdir -p "${dir}/src" "${dir}/bin"
   local info modfile
   info="$(go mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}")"
@@ -98,7 +113,7 @@ build_kubernetes() {
     awk '$2 == "v0.0.0" && $1 ~ /^k8s\.io\// { print $1 }' "${modfile}" | sort -u |
       while read -r mod; do printf '\t%s => %s %s\n' "${mod}" "${mod}" "${staging_version}"; done
     printf ')\n\ntool (\n'
-    printf '\tk8s.io/kubernetes/cmd/%s\n' kube-apiserver kube-controller-manager kubectl
+    printf '\tk8s.io/kubernetes/cmd/%s\n' "${KUBE_COMMANDS[@]}"
     printf ')\n'
   } > "${dir}/src/go.mod"
   local major minor ldflags date
@@ -113,8 +128,7 @@ build_kubernetes() {
   done
   (cd "${dir}/src" && go mod tidy \
     && go build -p "${BUILD_P}" -ldflags "${ldflags}" -o "${dir}/bin/" \
-         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-         k8s.io/kubernetes/cmd/kubectl)
+         "${KUBE_COMMANDS[@]/#/k8s.io/kubernetes/cmd/}")
   "${dir}/bin/kube-apiserver" --version >&2
   echo "${KUBERNETES_VERSION}" > "${dir}/.complete"
 }
@@ -141,6 +155,23 @@ GOMOD
   echo "${HELM_VERSION}" > "${dir}/.complete"
 }
 
+# The pod sandbox image ("pause"): a static Go program that holds the pod's
+# namespaces and exits on SIGTERM/SIGINT. No registry is reachable, so it is
+# built here and packed as a docker-archive for `ctr images import`; keyed by
+# the hash of its sources, so an edit rebuilds it.
+build_pause() {
+  local key dir
+  key="$(cat "${HERE}/pause/go.mod" "${HERE}/pause/main.go" "${HERE}/pause/pack.py" | sha256sum | cut -c1-12)"
+  dir="${CACHE}/pause-${key}"
+  if [[ -f "${dir}/.complete" && -f "${dir}/pause.tar" ]]; then log "pause image: cached"; return; fi
+  log "pause image: building"
+  rm -rf "${dir}"; mkdir -p "${dir}"
+  (cd "${HERE}/pause" && go build -ldflags "-s -w" -o "${dir}/pause" .)
+  python3 "${HERE}/pause/pack.py" "${dir}/pause" "${PAUSE_IMAGE}" "${dir}/pause.tar"
+  echo "${key}" > "${dir}/.complete"
+  ln -sfn "${dir}" "${CACHE}/pause"
+}
+
 main() {
   local start=$SECONDS
   ensure_host_tools
@@ -151,6 +182,7 @@ main() {
   timed build_etcd
   timed build_kubernetes
   timed build_helm
+  timed build_pause
   log "all binaries ready under ${CACHE} ($((SECONDS - start))s)"
 }
 

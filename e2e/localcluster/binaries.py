@@ -7,11 +7,16 @@ means the launcher can never start a binary the build did not produce.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 E2E_DIR = Path(__file__).resolve().parent.parent
 VERSIONS_FILE = E2E_DIR / "versions.env"
+
+
+#: Debian's packages that e2e/build.sh installs: the container runtime, and what nodes run in a netns with.
+HOST_TOOLS = ("containerd", "ctr", "runc", "nsenter", "ip", "iptables", "conntrack", "openssl")
 
 
 class BinariesMissing(RuntimeError):
@@ -41,9 +46,15 @@ class Binaries:
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path
+    kube_scheduler: Path
+    kubelet: Path
+    kube_proxy: Path
     kubectl: Path
     helm: Path
     kubernetes_version: str
+    #: The pod sandbox image as a docker-archive, and the name it carries.
+    pause_archive: Path
+    pause_image: str
 
     @classmethod
     def locate(cls) -> Binaries:
@@ -55,11 +66,30 @@ class Binaries:
             etcd=root / f"etcd-{v['ETCD_VERSION']}" / "bin" / "etcd",
             kube_apiserver=k8s / "kube-apiserver",
             kube_controller_manager=k8s / "kube-controller-manager",
+            kube_scheduler=k8s / "kube-scheduler",
+            kubelet=k8s / "kubelet",
+            kube_proxy=k8s / "kube-proxy",
             kubectl=k8s / "kubectl",
             helm=root / f"helm-{v['HELM_VERSION']}" / "bin" / "helm",
             kubernetes_version=v["KUBERNETES_VERSION"],
+            pause_archive=root / "pause" / "pause.tar",
+            pause_image=v["PAUSE_IMAGE"],
         )
-        for path in (found.etcd, found.kube_apiserver, found.kube_controller_manager, found.kubectl):
+        needed = (
+            found.etcd,
+            found.kube_apiserver,
+            found.kube_controller_manager,
+            found.kube_scheduler,
+            found.kubelet,
+            found.kube_proxy,
+            found.kubectl,
+        )
+        for path in needed:
             if not os.access(path, os.X_OK):
                 raise BinariesMissing(f"{path} is missing: run `bash e2e/build.sh` first")
+        if not found.pause_archive.is_file():
+            raise BinariesMissing(f"{found.pause_archive} is missing: run `bash e2e/build.sh` first")
+        for tool in HOST_TOOLS:
+            if shutil.which(tool) is None:
+                raise BinariesMissing(f"{tool} is not on PATH: run `bash e2e/build.sh`, which installs it")
         return found

@@ -14,9 +14,9 @@ import sys
 import threading
 from pathlib import Path
 
-from . import network
+from . import sweep
 from .cluster import ClusterConfig, LocalCluster
-from .nodes import NodeSpec
+from .node import NodeSpec
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -26,12 +26,9 @@ def _up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with LocalCluster(config) as cluster:
-        for image in args.image or []:
-            name, _, command = image.partition("=")
-            cluster.map_image(name, command.split())
         print(f"export KUBECONFIG={cluster.kubeconfig}")
         print(f"export PATH={cluster.binaries.kubectl.parent}:{cluster.binaries.helm.parent}:$PATH")
-        print(f"# image map: {cluster.image_map}   logs: {cluster.logs_dir()}")
+        print(f"# nodes: {', '.join(cluster.nodes)}   image: {cluster.image}   logs: {cluster.logs_dir()}")
         print("# cluster is up; Ctrl-C tears it down", flush=True)
         stop.wait()
         print("# tearing down", flush=True)
@@ -39,8 +36,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _sweep(_: argparse.Namespace) -> int:
-    """Removes what killed clusters left: netns, interfaces and mount targets of unheld slots."""
-    removed = network.sweep_free_slots()
+    """Removes what killed clusters left: processes, mounts, cgroups, netns and interfaces of unheld slots."""
+    removed = sweep.sweep_free_slots()
     print("\n".join(removed) if removed else "nothing to sweep")
     return 0
 
@@ -53,14 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         "--node",
         action="append",
         default=[],
-        help='node as JSON, e.g. \'{"name": "gpu-0", "cpu": "8", "memory": "32Gi", "gpus": 2}\'',
+        help='node as JSON, e.g. \'{"name": "gpu-0", "gpus": 2, "labels": {"pool": "a"}}\'',
     )
-    up.add_argument("--image", action="append", help="IMAGE=COMMAND: run IMAGE's containers as COMMAND")
     up.add_argument("--workdir", type=Path)
     up.add_argument("--keep", action="store_true", help="keep the workdir (logs) after teardown")
     up.set_defaults(func=_up)
-    sweep = sub.add_parser("sweep", help="remove leftovers of killed clusters")
-    sweep.set_defaults(func=_sweep)
+    sweeper = sub.add_parser("sweep", help="remove leftovers of killed clusters")
+    sweeper.set_defaults(func=_sweep)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return int(args.func(args))

@@ -1,41 +1,41 @@
 """LocalCluster: a whole cluster on this machine, started and torn down as one.
 
-Order of start: network slot and bridge (the API server's certificate must
-name the bridge address), PKI, etcd, kube-apiserver, kube-controller-manager,
-then the node agent. Teardown runs in reverse and then sweeps the slot, so it
-is complete even when a step failed half-way.
+Order of start: network slot and bridge (the API server listens on the
+bridge's address, which its certificate must name), PKI, etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler, then the nodes
+(node.py), in parallel. Teardown stops the nodes, then the control plane, then
+sweeps the slot (sweep.py), so it is complete even when a step failed half-way.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from . import mountpoints, network
-from .api import MERGE, Api, ApiError
+from . import network, sweep
+from .api import Api, ApiError
 from .binaries import Binaries
 from .controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
-from .images import ImageEntry
+from .images import KUBETUNE_IMAGE, NodeImage, kubetune_image
 from .kubeconfig import token_user, write_kubeconfig
-from .nodes import AGENT_LABEL, NodeSpec
+from .node import Node, NodeSpec
 from .pki import ClusterPKI
-from .procs import ManagedProcess, run_cli, wait_until
+from .procs import run_cli
 
 log = logging.getLogger(__name__)
-PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 DEFAULT_NODES = (
-    NodeSpec("node-cpu-0", cpu="8", memory="16Gi"),
-    NodeSpec("node-gpu-0", cpu="8", memory="32Gi", gpus=1, labels={"nvidia.com/gpu.present": "true"}),
+    NodeSpec("node-cpu-0"),
+    NodeSpec("node-gpu-0", gpus=1, labels={"nvidia.com/gpu.present": "true"}),
 )
 
 
@@ -45,19 +45,10 @@ class ClusterConfig:
 
     nodes: tuple[NodeSpec, ...] = DEFAULT_NODES
     name: str = "kubetune-e2e"
-    #: Where logs, certificates and pod files go; a fresh temp dir when None.
+    #: Where logs, certificates and etcd's data go; a fresh temp dir when None.
     workdir: Path | None = None
     #: Keep the workdir after teardown (to read the component logs).
     keep_workdir: bool = field(default_factory=lambda: os.environ.get("KUBETUNE_E2E_KEEP") == "1")
-    #: First delay before a crashed container restarts (the kubelet's is 10s).
-    restart_backoff: float = 2.0
-    #: PATH for containers; the running Python's bin dir comes first, so that
-    #: `python` in a container is the Python running the tests.
-    container_path: str = field(
-        default_factory=lambda: os.pathsep.join(
-            [os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")]
-        )
-    )
 
 
 class LocalCluster:
@@ -68,13 +59,19 @@ class LocalCluster:
     def __init__(self, config: ClusterConfig | None = None) -> None:
         self.config = config or ClusterConfig()
         self.binaries = Binaries.locate()
+        needs_image = any(n.images for n in self.config.nodes)
+        self._image: NodeImage | None = kubetune_image() if needs_image else None
         self.workdir = self.config.workdir or Path(tempfile.mkdtemp(prefix="kubetune-e2e-"))
         self.slot: network.Slot | None = None
+        self.pki: ClusterPKI | None = None
         self.control_plane: ControlPlane | None = None
-        self.agent: ManagedProcess | None = None
-        self.image_map = self.workdir / "images.json"
+        self.nodes: dict[str, Node] = {}
+        self._nodes_lock = threading.Lock()
         #: What stop() found still there after teardown (empty when clean).
         self.left_over: list[str] = []
+
+    #: The image built from this checkout (`make image`): what trials, the sidecar and the operator run.
+    image = KUBETUNE_IMAGE
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -91,85 +88,29 @@ class LocalCluster:
     ) -> None:
         self.stop()
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         started = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.image_map.write_text("{}")
-        self.slot = network.acquire_slot()
+        self.slot = network.acquire_slot(sweep.sweep_slot)
         network.create_bridge(self.slot)
-        pki = ClusterPKI.create(self.workdir / "pki", ["127.0.0.1", self.slot.gateway, "10.96.0.1"])
-        self.control_plane = ControlPlane(self.binaries, self.workdir, pki, self.slot.gateway)
+        self.pki = ClusterPKI.create(self.workdir / "pki", ["127.0.0.1", self.slot.gateway, "10.96.0.1"])
+        self.control_plane = ControlPlane(self.binaries, self.workdir, self.pki, self.slot.gateway)
         self.control_plane.start(timeout)
-        self._start_agent(pki, timeout)
+        with ThreadPoolExecutor(max_workers=len(self.config.nodes) or 1) as pool:
+            for future in [pool.submit(self.add_node, spec, timeout) for spec in self.config.nodes]:
+                future.result()
         log.info("local cluster ready in %.1fs: KUBECONFIG=%s", time.monotonic() - started, self.kubeconfig)
-
-    def _start_agent(self, pki: ClusterPKI, timeout: float) -> None:
-        assert self.slot is not None and self.control_plane is not None
-        argv = [
-            sys.executable,
-            "-m",
-            "localcluster.agent",
-            "--name",
-            self.config.name,
-            "--server",
-            f"127.0.0.1:{self.control_plane.apiserver_port}",
-            "--ca",
-            str(pki.ca_cert),
-            "--cert",
-            str(pki.admin.cert),
-            "--key",
-            str(pki.admin.key),
-            "--serving-cert",
-            str(pki.serving_cert),
-            "--serving-key",
-            str(pki.serving_key),
-            "--slot",
-            str(self.slot.number),
-            "--workdir",
-            str(self.workdir / "agent"),
-            "--image-map",
-            str(self.image_map),
-            "--container-path",
-            self.config.container_path,
-            "--restart-backoff",
-            str(self.config.restart_backoff),
-            "--kubernetes-version",
-            self.binaries.kubernetes_version,
-        ]
-        for node in self.config.nodes:
-            argv += ["--node", json.dumps(_node_json(node))]
-        env = {**os.environ, "PYTHONPATH": PACKAGE_PARENT, "PYTHONUNBUFFERED": "1"}
-        self.agent = ManagedProcess("node-agent", argv, self.workdir / "logs" / "node-agent.log", env=env)
-        names = [n.name for n in self.config.nodes]
-        wait_until(
-            lambda: not self.agent.alive() or self._nodes_ready(names),
-            timeout,
-            what="the node agent's nodes to be Ready",
-        )
-        if not self.agent.alive():
-            raise RuntimeError(f"node agent exited:\n{self.agent.tail()}")
-
-    def _nodes_ready(self, names: list[str]) -> bool:
-        for name in names:
-            node = self.api.get(f"/api/v1/nodes/{name}")
-            ready = any(
-                c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", [])
-            )
-            if not ready or any(t["key"].startswith("node.kubernetes.io/") for t in node["spec"].get("taints") or []):
-                return False
-        return True
 
     def stop(self) -> None:
         """Tears everything down; safe to call twice and after a failed start."""
-        if self.agent is not None:
-            self.agent.stop(grace=60)
-            self.agent = None
+        for node in list(self.nodes.values()):
+            node.stop()
+        self.nodes.clear()
         if self.control_plane is not None:
             self.control_plane.stop()
             self.control_plane = None
         if self.slot is not None:
-            network.sweep(self.slot)
-            mountpoints.release_owner(self.slot.number)
+            sweep.sweep_slot(self.slot)
             self.left_over = self.leftovers()
             self.slot.release()
             self.slot = None
@@ -177,32 +118,86 @@ class LocalCluster:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
-        """What of this cluster still exists: processes, netns, interfaces, mount targets.
+        """What of this cluster still exists: processes, cgroups, mounts, netns, interfaces, folders."""
+        assert self.slot is not None
+        return sweep.leftovers(self.slot, self.workdir)
 
-        Every process the cluster starts (control plane, agent, container shims
-        and their PID 1) names the workdir on its command line, and a
-        container's other processes die with its PID 1, so scanning command
-        lines finds them all.
+    # -- nodes -----------------------------------------------------------------
+
+    def add_node(self, spec: NodeSpec, timeout: float = 180.0) -> Node:
+        """Starts a node (containerd, kubelet, kube-proxy) while the cluster runs; returns once it is Ready."""
+        assert self.slot is not None and self.pki is not None and self.control_plane is not None
+        with self._nodes_lock:
+            if spec.name in self.nodes:
+                raise ValueError(f"node {spec.name} exists already")
+            used = {n.index for n in self.nodes.values()}
+            index = next(i for i in range(250) if i not in used)
+            images = []
+            if spec.images:
+                self._image = self._image or kubetune_image()
+                images.append(self._image)
+            node = Node(spec, index, self.slot, self.binaries, self.pki, self.server, self.logs_dir(), images)
+            self.nodes[spec.name] = node
+        node.start(self.api, timeout)
+        return node
+
+    def node(self, name: str) -> Node:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError(f"no node {name!r} in this cluster (nodes: {sorted(self.nodes)})") from None
+
+    def remove_node(self, name: str) -> None:
+        """Deletes the Node object (the pod GC deletes its pods) and stops the node itself."""
+        try:
+            self.api.delete(f"/api/v1/nodes/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        with self._nodes_lock:
+            node = self.nodes.pop(name, None)
+        if node is not None:
+            node.stop()
+
+    # -- faults ----------------------------------------------------------------
+
+    def restart_apiserver(self, down_seconds: float) -> None:
+        """Kill kube-apiserver, keep it down for `down_seconds`, start it again on the same port and flags.
+
+        Returns once it is ready. What runs against the cluster (kubelets,
+        controllers, the scheduler, operators under test) sees a real outage:
+        refused connections, then the same server back.
         """
-        found = []
-        marker = str(self.workdir).encode()
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in cmdline and int(pid) != os.getpid():
-                text = cmdline.replace(b"\0", b" ").decode(errors="replace")
-                found.append(f"process {pid}: {text[:200]}")
-        if self.slot is not None:
-            found += [f"netns {n}" for n in network.list_netns(self.slot.prefix + "-")]
-            found += [
-                f"link {n}"
-                for n in network.list_links(self.slot.prefix)
-                if n.startswith((self.slot.prefix + "h", self.slot.prefix + "p", self.slot.bridge))
-            ]
-            found += [f"mount target {p}" for p in mountpoints.held_by(self.slot.number)]
-        return found
+        assert self.control_plane is not None, "cluster not started"
+        self.control_plane.restart_apiserver(down_seconds)
+
+    def stop_kubelet(self, node: str) -> None:
+        """SIGKILLs a node's kubelet: its containers run on, but the node goes NotReady
+        after the node monitor's grace period (controlplane.NODE_MONITOR_GRACE)."""
+        self.node(node).stop_kubelet()
+
+    def start_kubelet(self, node: str, timeout: float = 120.0) -> None:
+        """Starts a stopped kubelet again; returns once its node is Ready."""
+        self.node(node).start_kubelet(self.api, timeout)
+
+    def kill_container(self, namespace: str, pod: str, container: str, signal: str = "SIGKILL") -> None:
+        """Kills one running container through the runtime, as an OOM kill or a crash would."""
+        obj = self.api.get(f"/api/v1/namespaces/{namespace}/pods/{pod}")
+        statuses = obj.get("status", {}).get("containerStatuses", []) + obj.get("status", {}).get(
+            "initContainerStatuses", []
+        )
+        for status in statuses:
+            if status["name"] == container and status.get("containerID"):
+                self.node(obj["spec"]["nodeName"]).kill_container(status["containerID"].split("://", 1)[1], signal)
+                return
+        raise RuntimeError(f"container {container} of pod {namespace}/{pod} has no running container")
+
+    def evict(self, namespace: str, pod: str) -> None:
+        """Evicts a pod through the Eviction API, as `kubectl drain` does (PodDisruptionBudgets apply)."""
+        self.api.create(
+            f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
+            {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}},
+        )
 
     # -- what tests use --------------------------------------------------------
 
@@ -225,7 +220,7 @@ class LocalCluster:
 
     @property
     def pod_gateway(self) -> str:
-        """The host's address on the pod bridge (pods reach the API server there)."""
+        """The host's address on the cluster's bridge (nodes and pods reach the API server there)."""
         assert self.slot is not None
         return self.slot.gateway
 
@@ -276,69 +271,9 @@ class LocalCluster:
             namespace=namespace,
         )
 
-    def map_image(
-        self,
-        image: str,
-        entrypoint: list[str],
-        cmd: list[str] | None = None,
-        env: dict[str, str] | None = None,
-        working_dir: str | None = None,
-    ) -> None:
-        """Makes containers of `image` (a name or fnmatch pattern) run a local command."""
-        current = json.loads(self.image_map.read_text() or "{}")
-        current[image] = ImageEntry(list(entrypoint), list(cmd or []), dict(env or {}), working_dir).to_json()
-        tmp = self.image_map.with_suffix(".tmp")
-        tmp.write_text(json.dumps(current, indent=2))
-        tmp.replace(self.image_map)
-
-    def unmap_image(self, image: str) -> None:
-        current = json.loads(self.image_map.read_text() or "{}")
-        current.pop(image, None)
-        self.image_map.write_text(json.dumps(current, indent=2))
-
-    def add_node(self, spec: NodeSpec, timeout: float = 30) -> None:
-        """Adds a node while the cluster runs; returns once it is Ready."""
-        try:
-            self.api.create("/api/v1/nodes", spec.manifest(self.config.name))
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-            self.api.patch(f"/api/v1/nodes/{spec.name}", spec.manifest(self.config.name), MERGE)
-        wait_until(lambda: self._nodes_ready([spec.name]), timeout, what=f"node {spec.name} Ready")
-
-    def remove_node(self, name: str) -> None:
-        """Deletes a node; the pod GC then deletes its pods, and the agent stops them."""
-        try:
-            self.api.delete(f"/api/v1/nodes/{name}")
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-
-    def restart_apiserver(self, down_seconds: float) -> None:
-        """Kill kube-apiserver, keep it down for `down_seconds`, start it again on the same port and flags.
-
-        Returns once it is ready. What runs against the cluster (the node agent,
-        the controller manager, operators under test) sees a real outage:
-        refused connections, then the same server back.
-        """
-        assert self.control_plane is not None, "cluster not started"
-        self.control_plane.restart_apiserver(down_seconds)
-
     def logs_dir(self) -> Path:
         """Where the component logs are (kept after teardown with KUBETUNE_E2E_KEEP=1)."""
         return self.workdir / "logs"
 
 
-def _node_json(spec: NodeSpec) -> dict[str, object]:
-    return {
-        "name": spec.name,
-        "cpu": spec.cpu,
-        "memory": spec.memory,
-        "gpus": spec.gpus,
-        "pods": spec.pods,
-        "labels": spec.labels,
-        "taints": spec.taints,
-    }
-
-
-__all__ = ["AGENT_LABEL", "ClusterConfig", "LocalCluster", "NodeSpec"]
+__all__ = ["ClusterConfig", "LocalCluster", "NodeSpec"]

@@ -1,4 +1,4 @@
-"""etcd, kube-apiserver and kube-controller-manager, configured as kubeadm would.
+"""etcd, kube-apiserver, kube-controller-manager and kube-scheduler, configured as kubeadm would.
 
 The flags follow a normal cluster: RBAC (plus the Node authorizer), the
 default admission plugins plus NodeRestriction, ServiceAccount tokens signed
@@ -23,8 +23,10 @@ from .procs import ManagedProcess, wait_until
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_CIDR = "10.96.0.0/16"
 
-# What the harness and the operator's tests rely on; the others a normal
-# cluster runs (node lifecycle, IPAM, volumes) have nothing to act on here.
+# What the harness and the operator's tests rely on, node lifecycle included
+# (a node whose kubelet stops goes NotReady, and its pods are evicted); the
+# others a normal cluster runs (IPAM, volumes, cloud) have nothing to act on
+# here: each node's pod range is fixed by network.py.
 CONTROLLERS = (
     "job-controller",
     "cronjob-controller",
@@ -43,13 +45,17 @@ CONTROLLERS = (
     "pod-garbage-collector-controller",
     "resourcequota-controller",
     "disruption-controller",
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
 )
+#: How long a node's kubelet may be silent before the node is NotReady (the default is 40 s).
+NODE_MONITOR_GRACE = "20s"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port on `address` that nothing listens on right now."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return int(s.getsockname()[1])
 
 
@@ -67,10 +73,12 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.advertise_address}:{self.apiserver_port}"
 
     def admin_api(self) -> Api:
-        return Api("127.0.0.1", self.apiserver_port, self.pki.ca_cert, self.pki.admin.cert, self.pki.admin.key)
+        return Api(
+            self.advertise_address, self.apiserver_port, self.pki.ca_cert, self.pki.admin.cert, self.pki.admin.key
+        )
 
     def start(self, timeout: float = 60.0) -> None:
         """Starts etcd, the API server and the controller manager; waits until usable."""
@@ -97,14 +105,15 @@ class ControlPlane:
         wait_until(lambda: _tcp_open(etcd_port) or _dead(etcd), 20, what="etcd to listen")
         _check_alive(etcd)
 
-        self.apiserver_port = free_port()
+        # On the slot's bridge address: reachable from this machine and from every node's netns.
+        self.apiserver_port = free_port(self.advertise_address)
         pki = self.pki
         apiserver = self._spawn(
             "kube-apiserver",
             [
                 str(self.binaries.kube_apiserver),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={self.advertise_address}",
                 f"--secure-port={self.apiserver_port}",
                 f"--advertise-address={self.advertise_address}",
                 f"--tls-cert-file={pki.serving_cert}",
@@ -157,6 +166,7 @@ class ControlPlane:
                 f"--cluster-signing-cert-file={pki.ca_cert}",
                 f"--cluster-signing-key-file={pki.ca_key}",
                 "--leader-elect=false",
+                f"--node-monitor-grace-period={NODE_MONITOR_GRACE}",
             ],
             logs,
         )
@@ -167,12 +177,51 @@ class ControlPlane:
             what="kube-controller-manager to create the default ServiceAccount",
         )
         _check_alive(kcm)
+        # Kubelets authenticate and authorize the API server's calls (logs, exec) by
+        # TokenReview and SubjectAccessReview, which the Node authorizer leaves to RBAC.
+        _ensure(
+            api,
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "kubetune-e2e:nodes-delegate-auth"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:auth-delegator",
+                },
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}],
+            },
+        )
+
+        sched_config = write_kubeconfig(
+            self.workdir / "scheduler.kubeconfig",
+            self.server,
+            pki.ca_cert,
+            cert_user(pki.scheduler.cert, pki.scheduler.key),
+        )
+        scheduler = self._spawn(
+            "kube-scheduler",
+            [
+                str(self.binaries.kube_scheduler),
+                f"--kubeconfig={sched_config}",
+                f"--authentication-kubeconfig={sched_config}",
+                f"--authorization-kubeconfig={sched_config}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+            ],
+            logs,
+        )
+        time.sleep(0.5)
+        _check_alive(scheduler)
 
     def restart_apiserver(self, down_seconds: float, timeout: float = 60.0) -> None:
         """An API server outage: SIGKILL kube-apiserver, wait `down_seconds`, start it again.
 
-        The same binary, flags and port, so every client (controller manager,
-        node agent, operator) reconnects to where it was; etcd keeps the state.
+        The same binary, flags and port, so every client (controllers, scheduler,
+        kubelets, kube-proxies, operators) reconnects to where it was; etcd keeps the state.
         Returns once /readyz says ok again.
         """
         index = next(i for i, p in enumerate(self.processes) if p.name == "kube-apiserver")
@@ -210,6 +259,14 @@ def _dead(proc: ManagedProcess) -> bool:
 def _check_alive(proc: ManagedProcess) -> None:
     if not proc.alive():
         raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+
+
+def _ensure(api: Api, collection: str, body: dict[str, object]) -> None:
+    try:
+        api.create(collection, body)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
 
 
 def _controllers_ready(api: Api) -> bool:

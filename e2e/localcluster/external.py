@@ -1,8 +1,9 @@
 """The same fixture surface over a cluster someone else runs (kind, or any).
 
 With KUBETUNE_E2E_KUBECONFIG set, the tests run against that cluster instead
-of starting a local one. Images are then really pulled, so image mapping and
-the harness's own node features (extra nodes, GPUs) are not available.
+of starting a local one, with the image KUBETUNE_E2E_IMAGE (which that cluster's
+nodes must be able to pull or already hold). The local harness's own faults
+(extra nodes, stopping a kubelet, restarting the API server) are not available.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from pathlib import Path
 
 from .kubeconfig import token_user, write_kubeconfig
 from .procs import run_cli
+
+#: What `make e2e` loads into kind (e2e/kind.sh) when KUBETUNE_E2E_IMAGE is not set.
+DEFAULT_IMAGE = "localhost/kubetune:dev"
 
 
 class Unsupported(RuntimeError):
@@ -33,6 +37,7 @@ class ExternalCluster:
         self.kubectl_path = shutil.which("kubectl") or "kubectl"
         self.helm_path = shutil.which("helm") or "helm"
         self.left_over: list[str] = []
+        self.image = os.environ.get("KUBETUNE_E2E_IMAGE", DEFAULT_IMAGE)
 
     def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}
@@ -72,9 +77,6 @@ class ExternalCluster:
             token_user(token),
             namespace=namespace,
         )
-
-    def map_image(self, *args: object, **kwargs: object) -> None:
-        raise Unsupported("image mapping needs the local cluster")
 
     def add_node(self, *args: object, **kwargs: object) -> None:
         raise Unsupported("adding nodes needs the local cluster")

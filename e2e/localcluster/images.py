@@ -1,74 +1,62 @@
-"""What "running an image" means here: a local command named by a map.
+"""The images a local node runs, and the names they answer to.
 
-Images are never pulled. A container whose spec has a `command` runs that
-command with the local PATH; one that relies on its image's ENTRYPOINT needs
-an entry in the image map, a JSON file the tests write:
+No registry is reachable here, so nodes never pull: each node's containerd
+imports the images from archives in the cache at start. Two archives:
 
-    {"kubetune:dev": {"entrypoint": ["python", "-m", "kubetune"],
-                      "cmd": [], "env": {"PYTHONPATH": "/src"}, "workingDir": "/src"}}
+- the pod sandbox image (e2e/pause, built by e2e/build.sh);
+- kubetune's own image, built from operator/Dockerfile by `make image`
+  (operator/build-image.sh) as localhost/kubetune:dev.
 
-Keys are image names or fnmatch patterns ("*kubetune*"); an exact name wins.
-The file is re-read at every container start, so a test may change it while
-the cluster runs.
+kubetune's image is also tagged with the name the chart and the examples use
+by default (ghcr.io/kubetune/kubetune:<appVersion>), so `helm install` with
+default values and `kubectl apply -f manifests/examples/...` run as they
+stand, against the image built from this checkout.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
-from dataclasses import dataclass, field
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from .api import Obj
+from .binaries import cache_root
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_YAML = ROOT / "charts" / "kubetune" / "Chart.yaml"
+#: The name `make image` gives the image built from this checkout.
+KUBETUNE_IMAGE = "localhost/kubetune:dev"
+PUBLISHED_REPOSITORY = "ghcr.io/kubetune/kubetune"
+
+
+def kubetune_archive() -> Path:
+    """Where `make image` writes the image (KUBETUNE_IMAGE_ARCHIVE overrides it)."""
+    return Path(os.environ.get("KUBETUNE_IMAGE_ARCHIVE", cache_root() / "images" / "kubetune-dev.tar"))
+
+
+def app_version() -> str:
+    """The chart's appVersion: the tag of the image it installs by default."""
+    match = re.search(r'^appVersion:\s*"?([^"\s]+)"?', CHART_YAML.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no appVersion in {CHART_YAML}")
+    return match.group(1)
 
 
 @dataclass(frozen=True)
-class ImageEntry:
-    """The parts of an image a container run needs: Docker's ENTRYPOINT and CMD."""
+class NodeImage:
+    """An archive to import into a node, the name in it, and the other names it gets."""
 
-    entrypoint: list[str] = field(default_factory=list)
-    cmd: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    working_dir: str | None = None
-
-    def to_json(self) -> Obj:
-        return {"entrypoint": self.entrypoint, "cmd": self.cmd, "env": self.env, "workingDir": self.working_dir}
+    archive: Path
+    name: str
+    aliases: tuple[str, ...] = ()
 
 
-def load_map(path: Path | None) -> dict[str, ImageEntry]:
-    if path is None or not path.exists():
-        return {}
-    raw = json.loads(path.read_text() or "{}")
-    return {
-        name: ImageEntry(
-            list(e.get("entrypoint", [])), list(e.get("cmd", [])), dict(e.get("env", {})), e.get("workingDir")
-        )
-        for name, e in raw.items()
-    }
+class ImageMissing(RuntimeError):
+    """The image archive was never built."""
 
 
-def lookup(images: dict[str, ImageEntry], image: str) -> ImageEntry | None:
-    if image in images:
-        return images[image]
-    for pattern, entry in images.items():
-        if fnmatch.fnmatchcase(image, pattern):
-            return entry
-    return None
-
-
-class NoCommand(RuntimeError):
-    """The container names no command and its image is not in the map."""
-
-
-def argv_for(container: Obj, entry: ImageEntry | None) -> list[str]:
-    """Docker's rule: command replaces ENTRYPOINT (and drops CMD), args replace CMD."""
-    command, args = container.get("command"), container.get("args")
-    if command:
-        return list(command) + list(args or [])
-    if entry is not None and (entry.entrypoint or entry.cmd):
-        return entry.entrypoint + (list(args) if args else entry.cmd)
-    if args:
-        return list(args)
-    raise NoCommand(
-        f"image {container.get('image')!r} is not mapped to a local command and the container sets no command"
-    )
+def kubetune_image() -> NodeImage:
+    archive = kubetune_archive()
+    if not archive.is_file():
+        raise ImageMissing(f"{archive} is missing: run `make image` (operator/build-image.sh) first")
+    return NodeImage(archive, KUBETUNE_IMAGE, (f"{PUBLISHED_REPOSITORY}:{app_version()}",))

@@ -4,6 +4,10 @@ Every long-running child is started in its own session (so a signal reaches
 the whole process group) and with PR_SET_PDEATHSIG, so that the kernel kills
 it if the harness dies without running its cleanup (SIGKILL, a crash). That
 is the backstop behind "nothing is left running" when teardown code cannot run.
+
+The kernel sends PDEATHSIG when the *thread* that forked the child exits, not
+the process. Nodes start in worker threads, so every child is forked by one
+spawner thread that lives as long as the harness's process.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
+from queue import SimpleQueue
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -44,6 +51,32 @@ def die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+_spawn_queue: SimpleQueue[tuple[Callable[[], subprocess.Popen[bytes]], Future[subprocess.Popen[bytes]]]] = SimpleQueue()
+_spawner_lock = threading.Lock()
+_spawner: threading.Thread | None = None
+
+
+def _spawn_forever() -> None:
+    while True:
+        start, result = _spawn_queue.get()
+        try:
+            result.set_result(start())
+        except BaseException as exc:  # handed to the caller's thread
+            result.set_exception(exc)
+
+
+def spawn(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Runs `start` (which calls Popen) on the spawner thread and returns its process."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or not _spawner.is_alive():
+            _spawner = threading.Thread(target=_spawn_forever, name="localcluster spawner", daemon=True)
+            _spawner.start()
+    result: Future[subprocess.Popen[bytes]] = Future()
+    _spawn_queue.put((start, result))
+    return result.result()
+
+
 class ManagedProcess:
     """A named child process whose output goes to a log file."""
 
@@ -60,15 +93,17 @@ class ManagedProcess:
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - open for the process lifetime, closed in stop()
-        self.popen = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+        self.popen = spawn(
+            lambda: subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         )
 
     @property

@@ -1,13 +1,15 @@
 """The session's Kubernetes cluster for every test marked `cluster`.
 
-By default a LocalCluster (e2e/localcluster): etcd, kube-apiserver and
-kube-controller-manager built by e2e/build.sh, and the process-based node
-agent. With KUBETUNE_E2E_KUBECONFIG=path the same tests run against that
-cluster instead (kind, or any), minus the tests that need the local harness.
+By default a LocalCluster (e2e/localcluster): etcd, the control plane and
+real nodes (kubelet, containerd, runc, CNI, kube-proxy) built or installed by
+e2e/build.sh, running the image `make image` built. With
+KUBETUNE_E2E_KUBECONFIG=path the same tests run against that cluster instead
+(kind, or any) with the image KUBETUNE_E2E_IMAGE, minus the tests that need
+the local harness's faults.
 
 Fixtures:
-- cluster: the cluster (.kubeconfig, .kubectl(*args), .serviceaccount_kubeconfig(ns, name),
-  .map_image(image, entrypoint, ...), .helm(*args), .add_node(NodeSpec), .local);
+- cluster: the cluster (.kubeconfig, .kubectl(*args), .helm(*args), .api (local only),
+  .serviceaccount_kubeconfig(ns, name), .image, .local);
 - namespace: a fresh namespace per test, deleted afterwards;
 - local_cluster: the cluster, skipping the test when it is not the local one.
 """
@@ -59,9 +61,9 @@ def cluster() -> Iterator[LocalCluster | ExternalCluster]:
 
 @pytest.fixture
 def local_cluster(cluster: LocalCluster | ExternalCluster) -> LocalCluster:
-    """The cluster, when it is the local one (the test needs the node agent)."""
+    """The cluster, when it is the local one (the test injects faults or adds nodes)."""
     if not isinstance(cluster, LocalCluster):
-        pytest.skip("needs the local cluster's node agent")
+        pytest.skip("needs the local cluster's fault injection")
     return cluster
 
 

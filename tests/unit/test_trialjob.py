@@ -164,3 +164,16 @@ def test_retry_strategy_sets_the_retries_and_the_template_keeps_its_own_policy()
     assert backoff["spec"]["podFailurePolicy"]["rules"] == [
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     ]
+
+
+def test_trial_pods_share_their_process_namespace_unless_the_template_decides() -> None:
+    """The sandbox is then PID 1, so a trainer gets SIGTERM's default action when its trial is stopped."""
+    manifest, _ = build()
+    assert manifest["spec"]["template"]["spec"]["shareProcessNamespace"] is True
+    template = copy.deepcopy(GPU_TEMPLATE)
+    template["spec"]["template"]["spec"]["shareProcessNamespace"] = False
+    spec = parse_spec(make_spec(trialTemplate=template))
+    tuner = Tuner(spec)
+    (trial,) = tuner.ask(1)
+    job = build_trial_job(spec, OWNER, trial, tuner.trial_document(trial.id), SidecarConfig(image="kubetune:1"))
+    assert job.manifest["spec"]["template"]["spec"]["shareProcessNamespace"] is False

@@ -109,6 +109,11 @@ def build_trial_job(
     pod_meta["labels"] = {**pod_meta.get("labels", {}), **ours}
     pod = pod_template.setdefault("spec", {})
     pod.setdefault("restartPolicy", "Never")
+    # The pod's sandbox process becomes PID 1, not the training script: a PID 1
+    # gets no default signal actions, so a Python trainer as PID 1 ignores the
+    # SIGTERM of a stop or an eviction and holds its GPU for the whole grace
+    # period. A template that sets the field itself keeps its choice.
+    pod.setdefault("shareProcessNamespace", True)
     _set_failure_policy(spec, job_spec, pod)
     pod["volumes"] = [*pod.get("volumes", []), {"name": SHARED_VOLUME, "emptyDir": {}}]
     identity = TrialIdentity(tuning_job, name, trial.number, f"{SHARED_DIR}/{METRICS_FILE}")

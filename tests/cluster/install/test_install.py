@@ -75,7 +75,7 @@ class Release:
 
 
 @pytest.fixture(scope="module")
-def release(cluster: Any, images: None) -> Iterator[Release]:
+def release(cluster: Any) -> Iterator[Release]:
     cluster.helm(
         "install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE, "--create-namespace",
         "--set", "scrape.interval=1", "--set", "logFormat=text", "--wait", "--timeout", "120s",
@@ -175,7 +175,7 @@ def test_uninstall_leaves_no_operator_objects_but_keeps_the_crd(cluster: Any, re
     assert crd["metadata"]["name"] == "hyperparametertuningjobs.kubetune.io"  # Helm never deletes CRDs
 
 
-def test_per_namespace_rbac_is_enough(cluster: Any, namespace: str, tmp_path: Path, images: None) -> None:
+def test_per_namespace_rbac_is_enough(cluster: Any, namespace: str, tmp_path: Path) -> None:
     """watchNamespaces: the operator runs with Roles in the watched namespace only, and that suffices."""
     home = "kubetune-scoped"
     cluster.kubectl("apply", "--server-side", "-f", str(CRD))

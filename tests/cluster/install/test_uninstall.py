@@ -135,9 +135,7 @@ def _why_it_hung(cluster: Any, namespace: str) -> str:
 
 
 @pytest.mark.parametrize("path", ["helm", "kubectl"])
-def test_readme_uninstall_finishes_within_a_minute_without_an_operator(
-    cluster: Any, namespace: str, images: None, path: str
-) -> None:
+def test_readme_uninstall_finishes_within_a_minute_without_an_operator(cluster: Any, namespace: str, path: str) -> None:
     commands = readme_commands()
     _clean_slate(cluster)
     installed, _ = sh(cluster, commands[f"{path}-install"], 120)
@@ -164,7 +162,7 @@ def test_readme_uninstall_finishes_within_a_minute_without_an_operator(
 
 
 def test_readme_legacy_finalizer_step_unblocks_an_uninstall_without_ever_running_this_version(
-    cluster: Any, namespace: str, images: None
+    cluster: Any, namespace: str
 ) -> None:
     """Tuning jobs that still carry 0.1.0's finalizer, and no operator of this version ever saw them."""
     commands = readme_commands()

@@ -1,9 +1,9 @@
 """The operator as the tests run it: a `kubetune operator` process under a ServiceAccount with the chart's RBAC.
 
-Images here are local commands (e2e/README.md): every `kubetune-test/*` image
-runs with this virtualenv first on PATH and the examples folder as working
-directory, so trial templates can say `python train_digits.py` and the sidecar
-`kubetune sidecar` exactly as they would with the real image.
+Trials and the metrics sidecar run the image built from this checkout
+(`make image`; KUBETUNE_E2E_IMAGE names another for an external cluster), in
+real containers on the cluster's nodes: its working directory /app holds the
+examples' training script, as in manifests/examples.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "manifests" / "examples"
 CRD = ROOT / "crds" / "hyperparametertuningjobs.kubetune.io.yaml"
 CHART = ROOT / "charts" / "kubetune"
-IMAGE = "kubetune-test/kubetune:dev"
+IMAGE = os.environ.get("KUBETUNE_E2E_IMAGE", "localhost/kubetune:dev")
 OPERATOR_NAMESPACE = "kubetune-system"
 KUBE_VERSION = "1.34.0"
 """For `helm template`: the chart needs 1.29+ (native sidecars), and a locally built helm defaults to 1.20."""
@@ -89,13 +89,6 @@ def install_operator_access(cluster: Any) -> Path:
     cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io", "--timeout=30s")
     cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
     cluster.kubectl("apply", "-f", "-", input=chart_access(cluster, OPERATOR_NAMESPACE))
-    bin_dir = str(Path(sys.executable).parent)
-    cluster.map_image(
-        "kubetune-test/*",
-        entrypoint=["kubetune"],
-        env={"PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
-        working_dir=str(EXAMPLES),
-    )
     return Path(cluster.serviceaccount_kubeconfig(OPERATOR_NAMESPACE, "kubetune-operator"))
 
 
@@ -109,7 +102,7 @@ def tuning_job(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def example(name: str, **changes: Any) -> dict[str, Any]:
-    """An example from manifests/examples with its image mapped to this harness and top-level spec fields changed."""
+    """An example from manifests/examples with this checkout's image and top-level spec fields changed."""
     resource = yaml.safe_load((EXAMPLES / name).read_text())
     for container in resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"]:
         container["image"] = IMAGE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -27,8 +28,6 @@ def restart_spec() -> dict[str, Any]:
         resourceLimits={"maxNumberOfTrainingJobs": 10, "maxParallelTrainingJobs": 3},
         staticHyperParameters={"epochs": 15, "batch_size": 32},
     )
-    container = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    container["workingDir"] = str(EXAMPLES)  # the same script whether it runs in a pod or under `kubetune run`
     return resource
 
 
@@ -56,8 +55,11 @@ def test_sigkill_loses_and_repeats_nothing(
     assert operator.log().count("leader.acquired") == 4
 
     # The same spec, uninterrupted, on this machine: the same trials and the same best.
+    # In the image the script is in /app; here it is in the examples folder.
+    local_resource = copy.deepcopy(resource)
+    local_resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]["workingDir"] = str(EXAMPLES)
     spec_path = tmp_path / "job.yaml"
-    spec_path.write_text(yaml.safe_dump(resource))
+    spec_path.write_text(yaml.safe_dump(local_resource))
     subprocess.run(
         [
             sys.executable,

@@ -1,0 +1,3 @@
+module kubetune.local/e2e/pause
+
+go 1.24.0
