@@ -28,6 +28,8 @@ def _up(args: argparse.Namespace) -> int:
     with LocalCluster(config) as cluster:
         print(f"export KUBECONFIG={cluster.kubeconfig}")
         print(f"export PATH={cluster.binaries.kubectl.parent}:{cluster.binaries.helm.parent}:$PATH")
+        assert cluster.slot is not None
+        print(f"# slot {cluster.slot.number}: {cluster.slot.network}, API server {cluster.server}")
         print(f"# nodes: {', '.join(cluster.nodes)}   image: {cluster.image}   logs: {cluster.logs_dir()}")
         print("# cluster is up; Ctrl-C tears it down", flush=True)
         stop.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -10,6 +11,11 @@ from typing import Any, Protocol, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+#: The image the cluster's containers run: the one `make image` built from this checkout (a local
+#: cluster's nodes hold it), or KUBETUNE_E2E_IMAGE for an external cluster. It has python3 and sh,
+#: runs as the numeric user 65532, and its working directory /app holds the examples' script.
+IMAGE = os.environ.get("KUBETUNE_E2E_IMAGE", "localhost/kubetune:dev")
 
 
 class Kubectl(Protocol):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .kube import apply, get, wait_for
+from .kube import IMAGE, apply, get, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -86,9 +86,7 @@ def test_ttl_after_finished_deletes_the_job(cluster, namespace):
                 "template": {
                     "spec": {
                         "restartPolicy": "Never",
-                        "containers": [
-                            {"name": "main", "image": "python:3.12-slim", "command": ["python3", "-c", "pass"]}
-                        ],
+                        "containers": [{"name": "main", "image": IMAGE, "command": ["python3", "-c", "pass"]}],
                     }
                 },
             },

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from .kube import apply, condition, container_status, get, job_pods, wait_for
+from .kube import IMAGE, apply, condition, container_status, get, job_pods, wait_for
 from .procs import processes_with, token
 
 pytestmark = pytest.mark.cluster
-PY = "python:3.12-slim"
+PY = IMAGE
 
 
 def job(name: str, containers: list[dict], init: list[dict] | None = None, **spec: object) -> dict:

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from .kube import apply, container_status, get, wait_for
+from .kube import IMAGE, apply, container_status, get, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -38,8 +38,8 @@ def web_pod(name: str) -> dict:
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 2,
             "containers": [
-                {"name": "server", "image": "python:3.12-slim", "command": ["python3", "-c", SERVER]},
-                {"name": "client", "image": "python:3.12-slim", "command": ["python3", "-c", CLIENT]},
+                {"name": "server", "image": IMAGE, "command": ["python3", "-c", SERVER]},
+                {"name": "client", "image": IMAGE, "command": ["python3", "-c", CLIENT]},
             ],
         },
     }
@@ -113,9 +113,7 @@ def test_pods_reach_the_api_server_with_their_service_account(cluster, namespace
                 "spec": {
                     "restartPolicy": "Never",
                     "serviceAccountName": account,
-                    "containers": [
-                        {"name": "main", "image": "python:3.12-slim", "command": ["python3", "-c", IN_CLUSTER]}
-                    ],
+                    "containers": [{"name": "main", "image": IMAGE, "command": ["python3", "-c", IN_CLUSTER]}],
                 },
             },
         )

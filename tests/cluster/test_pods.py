@@ -1,4 +1,4 @@
-"""Pods as the node agent runs them: environment, volumes, lifecycle, status."""
+"""Pods as the nodes' kubelets run them: environment, volumes, lifecycle, status, and what the kubelet enforces."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from .kube import apply, condition, container_status, get, wait_for
+from .kube import IMAGE, apply, condition, container_status, get, wait_for
 from .procs import processes_with, token
 
 pytestmark = pytest.mark.cluster
-PY = "python:3.12-slim"
+PY = IMAGE
 
 
 def pod(name: str, containers: list[dict], **spec: object) -> dict:
@@ -193,7 +193,12 @@ def test_graceful_deletion_sigterm_then_sigkill(local_cluster, namespace):
             stubborn,
         ],
     }
-    apply(local_cluster, namespace, pod("grace", [obeys, ignores], terminationGracePeriodSeconds=3))
+    # Shared: pause is PID 1, so `obeys` gets SIGTERM's default action (a PID 1 would ignore it).
+    apply(
+        local_cluster,
+        namespace,
+        pod("grace", [obeys, ignores], terminationGracePeriodSeconds=3, shareProcessNamespace=True),
+    )
     wait_for(lambda: processes_with(polite) and processes_with(stubborn), timeout=30, what="both running")
     time.sleep(0.5)  # let the Python in `ignores` install its handler
 
@@ -214,27 +219,110 @@ def test_kubectl_logs(cluster, namespace):
     assert cluster.kubectl("logs", "logs", "-n", namespace, "--tail=1").stdout == "line two\n"
 
 
-def test_image_map_runs_a_local_command_for_an_image(local_cluster, namespace):
-    local_cluster.map_image(
-        "registry.example/trainer:*", ["python3", "-c"], cmd=["print('default cmd')"], env={"FROM_IMAGE": "yes"}
-    )
-    uses_cmd = {"name": "a", "image": "registry.example/trainer:1.0"}
-    uses_args = {
-        "name": "b",
-        "image": "registry.example/trainer:1.0",
-        "args": ["import os; print('args', os.environ['FROM_IMAGE'])"],
-    }
-    apply(local_cluster, namespace, pod("mapped", [uses_cmd, uses_args]))
-    assert finished(local_cluster, namespace, "mapped")["status"]["phase"] == "Succeeded"
-    assert local_cluster.kubectl("logs", "mapped", "-c", "a", "-n", namespace).stdout == "default cmd\n"
-    assert local_cluster.kubectl("logs", "mapped", "-c", "b", "-n", namespace).stdout == "args yes\n"
+def test_image_entrypoint_and_cmd_apply_as_docker_defines_them(cluster, namespace):
+    """No command: the image's ENTRYPOINT (kubetune) and CMD (--help); args replace only CMD."""
+    uses_cmd = {"name": "a", "image": PY}
+    uses_args = {"name": "b", "image": PY, "args": ["--version"]}
+    apply(cluster, namespace, pod("defaults", [uses_cmd, uses_args]))
+    assert finished(cluster, namespace, "defaults")["status"]["phase"] == "Succeeded"
+    assert "usage: kubetune" in cluster.kubectl("logs", "defaults", "-c", "a", "-n", namespace).stdout
+    assert cluster.kubectl("logs", "defaults", "-c", "b", "-n", namespace).stdout.startswith("kubetune ")
 
 
-def test_unmapped_image_without_command_reports_start_error(local_cluster, namespace):
-    apply(local_cluster, namespace, pod("unmapped", [{"name": "main", "image": "no-such-image:1"}]))
+def test_an_image_that_is_not_there_is_never_run(local_cluster, namespace):
+    """Nothing can be pulled here: the kubelet reports the pull error and backs off."""
+    apply(local_cluster, namespace, pod("absent", [{"name": "main", "image": "registry.invalid/no-such-image:1"}]))
 
     def reason() -> str:
-        statuses = get(local_cluster, "pod", "unmapped", "-n", namespace)["status"].get("containerStatuses", [])
+        statuses = get(local_cluster, "pod", "absent", "-n", namespace)["status"].get("containerStatuses", [])
         return str(statuses[0]["state"].get("waiting", {}).get("reason")) if statuses else ""
 
-    wait_for(lambda: reason() == "CreateContainerConfigError", timeout=30, what="CreateContainerConfigError")
+    wait_for(lambda: reason() in ("ErrImagePull", "ImagePullBackOff"), timeout=60, what="ErrImagePull")
+
+
+def test_security_context_is_enforced(cluster, namespace):
+    """runAsNonRoot against a root user, a read-only root filesystem, dropped capabilities."""
+    root = {"name": "main", "image": PY, "command": ["true"], "securityContext": {"runAsUser": 0, "runAsNonRoot": True}}
+    apply(cluster, namespace, pod("as-root", [root]))
+
+    def waiting() -> dict:
+        statuses = get(cluster, "pod", "as-root", "-n", namespace)["status"].get("containerStatuses", [])
+        return dict(statuses[0]["state"].get("waiting", {})) if statuses else {}
+
+    refused = wait_for(lambda: waiting().get("reason") == "CreateContainerConfigError" and waiting(), timeout=60)
+    assert "non-root" in refused["message"], refused
+
+    probe = (
+        "import json, os, pathlib\n"
+        "out = {'uid': os.getuid(), 'caps': [l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1]}\n"
+        "try:\n    pathlib.Path('/app/x').write_text('x'); out['rootfs'] = 'writable'\n"
+        "except OSError as e:\n    out['rootfs'] = e.strerror\n"
+        "pathlib.Path('/scratch/x').write_text('x'); out['emptyDir'] = 'writable'\n"
+        "open('/dev/termination-log', 'w').write(json.dumps(out))\n"
+    )
+    locked = {
+        "name": "main",
+        "image": PY,
+        "command": ["python3", "-c", probe],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1234,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+    }
+    apply(cluster, namespace, pod("locked", [locked], volumes=[{"name": "scratch", "emptyDir": {}}]))
+    done = finished(cluster, namespace, "locked")
+    report = json.loads(container_status(done, "main")["state"]["terminated"]["message"])
+    assert report == {
+        "uid": 1234,
+        "caps": "0000000000000000",
+        "rootfs": "Read-only file system",
+        "emptyDir": "writable",
+    }
+
+
+def test_a_memory_limit_is_a_cgroup_limit(cluster, namespace):
+    """Allocating past limits.memory gets the container OOM-killed by the kernel, as on any node."""
+    hog = {
+        "name": "main",
+        "image": PY,
+        "command": ["python3", "-c", "x = bytearray(400 * 2**20); x[::4096] = b'1' * len(x[::4096])"],
+        "resources": {"limits": {"memory": "96Mi", "cpu": "500m"}},
+    }
+    apply(cluster, namespace, pod("hog", [hog]))
+    terminated = container_status(finished(cluster, namespace, "hog"), "main")["state"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137), terminated
+
+
+def test_a_sidecars_startup_probe_gates_the_main_container(cluster, namespace):
+    """The kubelet starts the main container only once the native sidecar's startupProbe passes."""
+    sidecar = {
+        "name": "side",
+        "image": PY,
+        "restartPolicy": "Always",
+        "command": ["sh", "-c", "sleep 3; touch /shared/ready; exec sleep 600"],
+        "startupProbe": {
+            "exec": {"command": ["test", "-e", "/shared/ready"]},
+            "periodSeconds": 1,
+            "failureThreshold": 30,
+        },
+        "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+    }
+    main = {
+        "name": "main",
+        "image": PY,
+        "command": ["sh", "-c", "test -e /shared/ready && echo saw-ready > /dev/termination-log"],
+        "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+    }
+    apply(
+        cluster,
+        namespace,
+        pod("gated", [main], initContainers=[sidecar], volumes=[{"name": "shared", "emptyDir": {}}]),
+    )
+    done = finished(cluster, namespace, "gated")
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert container_status(done, "main")["state"]["terminated"]["message"] == "saw-ready"

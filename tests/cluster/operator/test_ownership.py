@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .harness import OperatorProcess, apply, example, get, wait_for_end, wait_until
+from .harness import IMAGE, OperatorProcess, apply, example, get, wait_for_end, wait_until
 
 pytestmark = pytest.mark.cluster
 LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
@@ -35,7 +35,7 @@ def bystander(name: str, labels: dict[str, str] | None = None, annotations: dict
                     "containers": [
                         {
                             "name": "main",
-                            "image": "python:3.12-slim",
+                            "image": IMAGE,
                             "command": ["python3", "-c", "import time; time.sleep(3600)", name],
                         }
                     ],
