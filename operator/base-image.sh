@@ -43,7 +43,8 @@ mirror() {
     done
     echo http://deb.debian.org/debian
 }
-MIRROR=$(mirror | head -n1)
+# (awk, not head: head would leave mirror() writing to a closed pipe, fatal under pipefail)
+MIRROR=$(mirror | awk 'NR == 1')
 
 rootfs="$work/rootfs"
 if [ ! -f "$rootfs/.kubetune-complete-$key" ]; then

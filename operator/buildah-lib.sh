@@ -35,5 +35,5 @@ bh() {
 }
 
 image_id() { # the full id of a local image, or nothing
-    bh images --noheading --no-trunc --format '{{.ID}}' "$1" 2>/dev/null | head -n1
+    bh images --noheading --no-trunc --format '{{.ID}}' "$1" 2>/dev/null | awk 'NR == 1'
 }
