@@ -47,8 +47,14 @@ mirror() {
 MIRROR=$(mirror | awk 'NR == 1')
 
 rootfs="$work/rootfs"
+# debootstrap mounts /proc and /sys in the new root; an interrupted run leaves them there.
+unmount_under() {
+    awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/mounts | sort -r |
+        while read -r m; do umount -l "$m" || true; done
+}
 if [ ! -f "$rootfs/.kubetune-complete-$key" ]; then
-    rm -rf "$rootfs" "$rootfs.tmp"
+    unmount_under "$rootfs.tmp"
+    rm -rf --one-file-system "$rootfs" "$rootfs.tmp"
     echo "base image: debootstrap $SUITE from $MIRROR"
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
         --cache-dir="$work/debs" "$SUITE" "$rootfs.tmp" "$MIRROR"
