@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test unit lint crd manifests image-check cluster-binaries browser clean
+.PHONY: setup demo test unit lint crd manifests image-check image cluster-binaries browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: setup
 ## The Dockerfile is hadolint-clean and its pinned requirements install into a clean venv (no Docker here).
 image-check: setup
 	HADOLINT=$(BIN)/hadolint PYTHON=$(PYTHON) bash operator/check-image.sh
+
+## The image with buildah, no Docker or registry: localhost/kubetune:dev, also as ~/.cache/kubetune/images/kubetune-dev.tar.
+image:
+	bash operator/build-image.sh
 
 crd: setup
 	$(BIN)/kubetune crd -o crds/hyperparametertuningjobs.kubetune.io.yaml
