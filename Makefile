@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test unit lint crd manifests image-check image cluster-binaries browser clean
+.PHONY: setup demo test unit lint crd manifests image-check image cluster-binaries browser e2e clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,15 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/kubetune run manifests/examples/random.yaml
 
-## Lint, type-check, check the layers, build the local control plane, run every test.
-test: setup lint cluster-binaries browser
+## Lint, type-check, check the layers, build the local cluster and the image, run every test.
+test: setup lint cluster-binaries image browser
 	$(BIN)/python -m pytest
+
+## The cluster tests only: on the local cluster, or with KUBETUNE_E2E_KUBECONFIG=path (and
+## KUBETUNE_E2E_IMAGE=image) on that cluster instead, kind or any (e2e/kind.sh does this).
+e2e: setup cluster-binaries
+	@if [ -z "$$KUBETUNE_E2E_KUBECONFIG" ]; then $(MAKE) image; fi
+	$(BIN)/python -m pytest -m cluster tests/cluster
 
 ## Unit tests only (no cluster).
 unit: setup

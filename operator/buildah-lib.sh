@@ -7,6 +7,14 @@ BUILDAH_DIR="$CACHE/buildah"
 LOCAL_BASE_IMAGE=localhost/kubetune/python:3.11-bookworm
 mkdir -p "$BUILDAH_DIR"
 
+# A fresh machine has neither: Debian's packages (the same e2e/build.sh installs for the cluster).
+if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then
+    echo "installing buildah and debootstrap (Debian's packages)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
+        buildah debootstrap >/dev/null
+fi
+
 # overlay where the kernel and the cache's filesystem allow it (fast, shares layers), else vfs.
 probe_overlay() {
     local p

@@ -126,6 +126,9 @@ async def _serve(
             registry=registry,
             settings=operator_settings,
             standalone=True,
+            # Our own: kopf's default asks getpass.getuser(), which raises for the image's
+            # numeric user, unknown to /etc/passwd (runAsNonRoot needs a number).
+            identity=options.lease.identity,
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             stop_flag=lost,
