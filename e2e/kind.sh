@@ -1,33 +1,30 @@
 #!/usr/bin/env bash
-# kubetune end to end on kind, for machines with Docker (CI here has none: tests/cluster/install
-# does everything below except kind and docker, on the local control plane).
-#   bash e2e/kind.sh            # create a cluster, install, run the random example, delete the cluster
+# The cluster tests on kind, for machines with Docker: the same suite `make test` runs on the
+# local cluster (e2e/localcluster), pointed at a kind cluster through `make e2e`.
+#   bash e2e/kind.sh            # create a cluster, build and load the image, run the suite, delete the cluster
 #   KEEP=1 bash e2e/kind.sh     # keep the cluster afterwards
-# Needs: docker, kind, kubectl, helm.
+# Needs: docker, kind. kubectl and helm come from e2e/build.sh, as for the local cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER=${CLUSTER:-kubetune-e2e}
-IMAGE=ghcr.io/kubetune/kubetune:$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+IMAGE=${KUBETUNE_E2E_IMAGE:-localhost/kubetune:dev}
+KUBECONFIG_FILE=$(mktemp)
 
-cleanup() { [ -n "${KEEP:-}" ] || kind delete cluster --name "$CLUSTER"; }
+cleanup() { rm -f "$KUBECONFIG_FILE"; [ -n "${KEEP:-}" ] || kind delete cluster --name "$CLUSTER"; }
 trap cleanup EXIT
 
-kind create cluster --name "$CLUSTER" --wait 120s
+bash e2e/build.sh
+source e2e/versions.env
+export PATH="$HOME/.cache/kubetune/kubernetes-$KUBERNETES_VERSION/bin:$HOME/.cache/kubetune/helm-$HELM_VERSION/bin:$PATH"
+
+kind create cluster --name "$CLUSTER" --wait 120s --kubeconfig "$KUBECONFIG_FILE"
 docker build -f operator/Dockerfile -t "$IMAGE" .
 docker run --rm "$IMAGE" --version
 kind load docker-image "$IMAGE" --name "$CLUSTER"
+# The chart and the examples name the published image; on kind it is this checkout's build.
+APP_VERSION=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/kubetune/Chart.yaml)
+docker tag "$IMAGE" "ghcr.io/kubetune/kubetune:$APP_VERSION"
+kind load docker-image "ghcr.io/kubetune/kubetune:$APP_VERSION" --name "$CLUSTER"
 
-helm install kubetune charts/kubetune --namespace kubetune-system --create-namespace \
-    --set image.pullPolicy=Never --wait --timeout 180s
-kubectl -n kubetune-system rollout status deploy/kubetune-operator
-
-kubectl apply -f manifests/examples/random.yaml
-kubectl wait hptj/digits-random --for=jsonpath='{.status.hyperParameterTuningJobStatus}'=Completed --timeout=900s
-kubectl get hptj digits-random
-best=$(kubectl get hptj digits-random -o jsonpath='{.status.bestTrainingJob.finalObjectiveValue}')
-echo "best val_accuracy: $best"
-python3 -c "import sys; sys.exit(0 if float('$best') > 0.8 else 1)"
-
-helm uninstall kubetune --namespace kubetune-system --wait
-kubectl get crd hyperparametertuningjobs.kubetune.io >/dev/null   # Helm keeps CRDs
+KUBETUNE_E2E_KUBECONFIG="$KUBECONFIG_FILE" KUBETUNE_E2E_IMAGE="$IMAGE" make e2e
 echo "kind end to end: passed"

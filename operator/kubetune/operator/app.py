@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import kopf
 from kubernetes import client, config
@@ -22,6 +23,9 @@ from kubetune.operator.metrics import OperatorMetrics
 from kubetune.operator.reconcile import Deps
 from kubetune.operator.scrape import Scraper
 from kubetune.operator.settings import OperatorSettings
+
+if TYPE_CHECKING:
+    from kopf._core.engines.peering import Identity  # a NewType of str that kopf does not export
 
 log = logging.getLogger("kubetune.operator")
 
@@ -128,7 +132,9 @@ async def _serve(
             standalone=True,
             # Our own: kopf's default asks getpass.getuser(), which raises for the image's
             # numeric user, unknown to /etc/passwd (runAsNonRoot needs a number).
-            identity=options.lease.identity,
+            identity=cast(
+                "Identity", options.lease.identity if options.lease else f"{COMPONENT}@{socket.gethostname()}"
+            ),
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             stop_flag=lost,
