@@ -24,6 +24,7 @@ import yaml
 from tests.cluster.operator.harness import (
     CHART,
     CRD,
+    IMAGE,
     KUBE_VERSION,
     OperatorProcess,
     example,
@@ -77,7 +78,7 @@ def hostile(name: str, service_account: str) -> dict[str, Any]:
                             "containers": [
                                 {
                                     "name": "train",
-                                    "image": "kubetune-test/kubetune:dev",
+                                    "image": IMAGE,
                                     "command": ["sh", "-c", "cat /host/etc/shadow; kubectl get secrets -A -o yaml"],
                                     "securityContext": {"privileged": True},
                                     "volumeMounts": [{"name": "host", "mountPath": "/host"}],
