@@ -117,7 +117,7 @@ def _wait_up(proc: subprocess.Popen[str]) -> int:
     for line in proc.stdout:
         lines.append(line)
         if "cluster is up" in line:
-            return int(next(ln for ln in lines if ln.startswith("# slot ")).split()[2])
+            return int(next(ln for ln in lines if ln.startswith("# slot ")).split()[2].rstrip(":"))
     pytest.fail("cluster.py up did not come up:\n" + "".join(lines))
 
 

@@ -20,9 +20,9 @@ FIRST = "digits-random-0001"
 SIDECAR = "kubetune-metrics"
 
 
-def slow_trials(budget: int) -> dict[str, Any]:
+def slow_trials(budget: int, epochs: int = 30) -> dict[str, Any]:
     return example("random.yaml", resourceLimits={"maxNumberOfTrainingJobs": budget, "maxParallelTrainingJobs": 1},
-                   staticHyperParameters={"epochs": 30, "batch_size": 32, "epoch_seconds": 0.5})  # fmt: skip
+                   staticHyperParameters={"epochs": epochs, "batch_size": 32, "epoch_seconds": 0.5})  # fmt: skip
 
 
 def reporting_pod(cluster: Any, namespace: str) -> dict[str, Any] | None:
@@ -45,7 +45,9 @@ def test_a_trial_on_a_node_that_drops_out_runs_again_and_spends_no_budget(
     """Its kubelet dies: the node goes NotReady, the taint manager evicts the pod (a disruption), and
     once the kubelet is back and has killed the old pod, the Job runs the trial again."""
     cluster = local_cluster
-    resource = slow_trials(2)
+    # Long enough to outlast the node monitor's grace period: a trial that ends meanwhile is reported
+    # by its sidecar and completes, the kubelet being needed by neither.
+    resource = slow_trials(2, epochs=120)
     pod_spec = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]
     # Evicted a second after the node is unreachable, rather than the default five minutes.
     pod_spec["tolerations"] = [
@@ -71,6 +73,7 @@ def test_a_trial_on_a_node_that_drops_out_runs_again_and_spends_no_budget(
     assert counters["completed"] == 2 and counters["nonRetryableError"] == 0 and counters["retryableError"] == 1
     assert len(get(cluster, namespace, "jobs", selector="kubetune.io/tuning-job=digits-random")["items"]) == 2
     record = record_of(cluster, namespace, FIRST)
+    assert "attempts" in record, f"trial 1 was never replaced: {operator.log()[-2000:]}"
     [earlier] = record["attempts"]
     assert earlier["pod"] == pod["metadata"]["name"], earlier
     strictly_increasing_steps(record)
