@@ -364,7 +364,13 @@ def test_pod_security_refuses_the_hostile_trial_pods_and_runs_the_restricted_exa
     assert status["trainingJobStatusCounters"]["completed"] == 2, status  # its pods passed "restricted"
 
     trial = "hostile-0001"
-    wait_until(lambda: get(cluster, namespace, "jobs", trial), 30, f"the hostile trial's Job {trial}", operator)
+    # The operator may still be creating it when the restricted job has ended: NotFound is "not yet".
+    wait_until(
+        lambda: cluster.kubectl("-n", namespace, "get", "jobs", trial, check=False).returncode == 0,
+        60,
+        f"the hostile trial's Job {trial}",
+        operator,
+    )
 
     def refused() -> str:
         events = get(cluster, namespace, "events")["items"]

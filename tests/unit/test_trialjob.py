@@ -177,3 +177,8 @@ def test_trial_pods_share_their_process_namespace_unless_the_template_decides() 
     (trial,) = tuner.ask(1)
     job = build_trial_job(spec, OWNER, trial, tuner.trial_document(trial.id), SidecarConfig(image="kubetune:1"))
     assert job.manifest["spec"]["template"]["spec"]["shareProcessNamespace"] is False
+    template["spec"]["template"]["spec"] = {**template["spec"]["template"]["spec"], "hostPID": True}
+    del template["spec"]["template"]["spec"]["shareProcessNamespace"]
+    spec = parse_spec(make_spec(trialTemplate=template))
+    job = build_trial_job(spec, OWNER, trial, tuner.trial_document(trial.id), SidecarConfig(image="kubetune:1"))
+    assert "shareProcessNamespace" not in job.manifest["spec"]["template"]["spec"]  # refused with hostPID

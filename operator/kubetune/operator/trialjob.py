@@ -112,8 +112,10 @@ def build_trial_job(
     # The pod's sandbox process becomes PID 1, not the training script: a PID 1
     # gets no default signal actions, so a Python trainer as PID 1 ignores the
     # SIGTERM of a stop or an eviction and holds its GPU for the whole grace
-    # period. A template that sets the field itself keeps its choice.
-    pod.setdefault("shareProcessNamespace", True)
+    # period. A template that sets the field itself keeps its choice, and one with
+    # hostPID gets none (the API server refuses the two together).
+    if not pod.get("hostPID"):
+        pod.setdefault("shareProcessNamespace", True)
     _set_failure_policy(spec, job_spec, pod)
     pod["volumes"] = [*pod.get("volumes", []), {"name": SHARED_VOLUME, "emptyDir": {}}]
     identity = TrialIdentity(tuning_job, name, trial.number, f"{SHARED_DIR}/{METRICS_FILE}")
