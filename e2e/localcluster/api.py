@@ -1,9 +1,9 @@
-"""A small Kubernetes REST client for the harness's own components.
+"""A small Kubernetes REST client for the harness's own calls.
 
-The node agent needs only get/list/create/patch/delete/watch on a handful of
-resources, with exact control of patch types (status is patched with a
-strategic merge patch, as the kubelet does); plain JSON over http.client keeps
-the harness free of a client library's model classes and version skew.
+Starting and checking the cluster needs only get/create/patch/delete, with
+exact control of patch types (a node's GPUs are a JSON patch of its status);
+plain JSON over http.client keeps the harness free of a client library's
+model classes and version skew.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import http.client
 import json
 import ssl
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,36 +111,3 @@ class Api:
 
     def delete(self, path: str, body: Obj | None = None) -> Obj:
         return self.request("DELETE", path, body)
-
-    def watch(
-        self, path: str, resource_version: str, timeout_seconds: int = 60, **params: Any
-    ) -> Iterator[tuple[str, Obj]]:
-        """Yields (type, object) events until the server closes the watch.
-
-        Raises ApiError for an ERROR event (typically 410 Gone: relist).
-        """
-        query = {
-            "watch": "1",
-            "resourceVersion": resource_version,
-            "timeoutSeconds": str(timeout_seconds),
-            "allowWatchBookmarks": "true",
-            **params,
-        }
-        url = path + "?" + urllib.parse.urlencode(query)
-        conn = self._connection(timeout_seconds + 15)
-        try:
-            conn.request("GET", url, headers=self._headers())
-            resp = conn.getresponse()
-            if resp.status >= 300:
-                raise ApiError(resp.status, resp.read().decode(), "WATCH", url)
-            while True:
-                line = resp.readline()
-                if not line:
-                    return
-                event = json.loads(line)
-                if event["type"] == "ERROR":
-                    status = event["object"]
-                    raise ApiError(int(status.get("code", 500)), json.dumps(status), "WATCH", url)
-                yield event["type"], event["object"]
-        finally:
-            conn.close()

@@ -32,7 +32,6 @@ from pathlib import Path
 LOCK_DIR = Path("/run/kubetune")
 MAX_SLOTS = 100
 NETNS_DIR = Path("/run/netns")
-SERVICE_CIDR = "10.96.0.0/16"
 
 
 def ip(*args: str, check: bool = True, netns: str | None = None) -> subprocess.CompletedProcess[str]:

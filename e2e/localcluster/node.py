@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -378,14 +377,6 @@ class Node:
         """Kills one container's process through the runtime (the kubelet sees it exit)."""
         self._ctr("tasks", "kill", "--signal", signal, container_id)
 
-    def alive(self) -> bool:
-        return all(p is not None and p.alive() for p in (self.containerd, self.kubelet, self.kube_proxy))
-
-    def tails(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.tail(15)}" for p in (self.containerd, self.kubelet, self.kube_proxy) if p is not None
-        )
-
 
 def _ready(api: Api, name: str) -> bool:
     try:
@@ -423,13 +414,3 @@ def _toml(config: Obj) -> str:
 
     table([], config)
     return "\n".join(lines)
-
-
-def environment_checks() -> list[str]:
-    """What this machine lacks for real nodes, in words (empty: nothing)."""
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("the local cluster's nodes need root (containerd, network namespaces, cgroups)")
-    if not Path(CNI_BIN, "bridge").exists():
-        problems.append(f"no CNI bridge plugin in {CNI_BIN}: run `bash e2e/build.sh`")
-    return problems

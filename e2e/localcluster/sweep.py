@@ -85,27 +85,20 @@ def sweep_node(slot: Slot, node: str, index: int | None = None) -> list[str]:
 
 def sweep_slot(slot: Slot) -> list[str]:
     """Removes everything of the slot; returns what it found to remove (empty: it was clean)."""
-    found = [f"process {pid}: {cmd[:160]}" for pid, cmd in processes_naming(*_markers(slot, None)).items()]
-    found += [f"cgroup task {pid}" for pid in cgroups.pids(slot.cgroup)]
+    found = leftovers(slot)
     kill_processes(slot)
-    found += [f"mount {m}" for m in mounts.under(slot.state_dir, slot.data_dir)]
     mounts.detach(slot.state_dir, slot.data_dir)
-    found += [f"cgroup {c}" for c in cgroups.existing(slot.cgroup)]
     cgroups.remove(slot.cgroup)
-    found += network.sweep(slot)
+    network.sweep(slot)
     for folder in (slot.state_dir, slot.data_dir):
-        if folder.exists():
-            found.append(f"folder {folder}")
-            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
     return found
 
 
-def leftovers(slot: Slot, workdir: Path) -> list[str]:
-    """What of the slot still exists, without removing anything (for teardown's own check)."""
-    found = [
-        f"process {pid}: {cmd[:160]}"
-        for pid, cmd in processes_naming(*_markers(slot, None), str(workdir) + "/").items()
-    ]
+def leftovers(slot: Slot, workdir: Path | None = None) -> list[str]:
+    """What of the slot (and of the control plane run from `workdir`) still exists, removing nothing."""
+    markers = _markers(slot, None) + ([str(workdir) + "/"] if workdir else [])
+    found = [f"process {pid}: {cmd[:160]}" for pid, cmd in processes_naming(*markers).items()]
     found += [f"cgroup task {pid}" for pid in cgroups.pids(slot.cgroup)]
     found += [f"mount {m}" for m in mounts.under(slot.state_dir, slot.data_dir)]
     found += [f"cgroup {c}" for c in cgroups.existing(slot.cgroup)]
