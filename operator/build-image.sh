@@ -86,7 +86,7 @@ bh build --isolation chroot --network host --layers --pull="$pull" \
 ctr=$(bh from --pull=never "$TAG")
 trap 'bh rm "$ctr" >/dev/null 2>&1 || true' EXIT
 bh run --isolation chroot "$ctr" -- kubetune --version
-bh run --isolation chroot "$ctr" -- python -c "import kubetune.operator.app, kubetune.runners.sidecar"
+bh run --isolation chroot "$ctr" -- python -c "import kubetune.operator.app, kubetune.collector.sidecar"
 # The sidecar wraps a trial's command with these (README, "The sidecar").
 bh run --isolation chroot "$ctr" -- sh -c 'command -v mkfifo tee >/dev/null'
 bh run --isolation chroot --user 65532:65532 "$ctr" -- sh -c 'cd /app && python train_digits.py --epochs 1 >/dev/null'

@@ -22,7 +22,7 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall . >/dev/null
 "$venv/bin/pip" check
 "$venv/bin/kubetune" --version
-"$venv/bin/python" -c "import kubetune.operator.app, kubetune.runners.sidecar, kubetune.runners.progress, kubetune.engine, kubetune.client, kubetune.results.report"
+"$venv/bin/python" -c "import kubetune.operator.app, kubetune.collector.sidecar, kubetune.runners.progress, kubetune.engine, kubetune.client, kubetune.results.report"
 # The report inlines its vendored chart library: a wheel without the package data would write a broken page.
 "$venv/bin/python" -c "from importlib.resources import files; a = files('kubetune.results') / 'assets'; assert all((a / n).is_file() for n in ('echarts.min.js', 'echarts.LICENSE', 'report.js', 'report.css')), 'package data missing'"
 (cd manifests/examples && "$venv/bin/python" train_digits.py --epochs 1 >/dev/null)

@@ -241,7 +241,7 @@ def _cmd_sidecar(args: argparse.Namespace) -> int:
     # the first instant, so it is never the default "die without a word".
     early_stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: early_stop.set())
-    from kubetune.runners.sidecar import SidecarSettings, run_sidecar
+    from kubetune.collector.sidecar import SidecarSettings, run_sidecar
 
     try:
         settings = SidecarSettings.from_env()

@@ -15,8 +15,8 @@ from typing import Any
 
 from kubetune.api.spec import MetricDefinition
 from kubetune.collector.collector import explain_missing_objective
+from kubetune.collector.sidecar import SidecarSettings, TrialWatcher
 from kubetune.operator.trialjob import OUTPUT_WRAPPER
-from kubetune.runners.sidecar import SidecarSettings, TrialWatcher
 
 
 def free_port() -> int:

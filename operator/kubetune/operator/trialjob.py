@@ -18,6 +18,7 @@ from typing import Any
 from kubetune.api.delivery import TrialIdentity, trial_environment
 from kubetune.api.resource import API_VERSION, KIND
 from kubetune.api.spec import HyperParameterTuningJobSpec
+from kubetune.collector.sidecar import METRICS_FILE, SHARED_DIR
 from kubetune.engine import Trial, TrialStatus
 from kubetune.operator.names import (
     HYPERPARAMETERS_ANNOTATION,
@@ -29,7 +30,6 @@ from kubetune.operator.names import (
     TUNING_JOB_LABEL,
     trial_job_name,
 )
-from kubetune.runners.sidecar import METRICS_FILE, SHARED_DIR
 
 # POSIX sh: run the original command with stdout and stderr copied to the shared
 # volume, forward SIGTERM/SIGINT to it, and exit with its exit code. If the fifos
