@@ -31,7 +31,7 @@ def trial_job_name(tuning_job: str, number: int, variant: str = "") -> str:
     """Predictable: <tuning job>-<number, 4 digits>; long names are cut and keep a hash, so they stay unique.
 
     `variant` is for when that name is taken by a Job the tuning job does not own:
-    the trial then runs as <tuning job>-<number>-<variant> (see reconcile.py).
+    the trial then runs as <tuning job>-<number>-<variant> (see creation.py).
     """
     suffix = f"-{number:04d}" + (f"-{variant}" if variant else "")
     if len(tuning_job) + len(suffix) <= MAX_NAME:
