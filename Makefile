@@ -4,6 +4,11 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# pytest-xdist workers for the suite. The cluster tests mostly wait on real pods, so each worker
+# brings up a local cluster of its own (its own slot) and the waits overlap; loadfile keeps a
+# file's module-scoped operator on one worker. 1 runs everything in this process.
+TEST_WORKERS ?= 3
+PYTEST_WORKERS := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,)
 
 .PHONY: setup demo test unit lint crd manifests image-check image cluster-binaries browser e2e clean
 
@@ -21,13 +26,14 @@ demo: setup
 
 ## Lint, type-check, check the layers, build the local cluster and the image, run every test.
 test: setup lint cluster-binaries image browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 ## The cluster tests only: on the local cluster, or with KUBETUNE_E2E_KUBECONFIG=path (and
 ## KUBETUNE_E2E_IMAGE=image) on that cluster instead, kind or any (e2e/kind.sh does this).
 e2e: setup cluster-binaries
 	@if [ -z "$$KUBETUNE_E2E_KUBECONFIG" ]; then $(MAKE) image; fi
-	$(BIN)/python -m pytest -m cluster tests/cluster
+	@# One shared external cluster runs one operator at a time: workers only on local clusters.
+	$(BIN)/python -m pytest -m cluster $(if $(KUBETUNE_E2E_KUBECONFIG),,$(PYTEST_WORKERS)) tests/cluster
 
 ## Unit tests only (no cluster).
 unit: setup

@@ -106,7 +106,7 @@ class Page:
         """The whole page, not only the viewport."""
         height = int(self.evaluate("Math.ceil(document.documentElement.scrollHeight)"))
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, timeout=60)
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, timeout=180)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -99,6 +100,26 @@ def run_operator(options: RunOptions) -> int:
     return 0
 
 
+def _loop_flag(lost: threading.Event) -> asyncio.Event:
+    """`lost` mirrored into an asyncio.Event of the running loop, for kopf's stop_flag.
+
+    kopf waits for a threading.Event in the loop's default executor, and that
+    thread never returns while the flag stays down; asyncio.run joins the
+    executor on the way out, so a SIGTERM left the operator hanging until its
+    pod's grace period ended in SIGKILL. A daemon thread of our own waits instead.
+    """
+    loop = asyncio.get_running_loop()
+    flag = asyncio.Event()
+
+    def mirror() -> None:
+        lost.wait()
+        with contextlib.suppress(RuntimeError):  # the loop already closed: nothing is waiting any more
+            loop.call_soon_threadsafe(flag.set)
+
+    threading.Thread(target=mirror, name="lease-lost", daemon=True).start()
+    return flag
+
+
 async def _serve(
     kube: Kube, options: RunOptions, lost: threading.Event, metrics: OperatorMetrics, health: Health
 ) -> None:
@@ -137,7 +158,7 @@ async def _serve(
             ),
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
-            stop_flag=lost,
+            stop_flag=_loop_flag(lost),
             liveness_endpoint=options.liveness_endpoint,
         )
     finally:

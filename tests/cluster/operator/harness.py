@@ -30,6 +30,10 @@ KUBE_VERSION = "1.34.0"
 """For `helm template`: the chart needs 1.29+ (native sidecars), and a locally built helm defaults to 1.20."""
 
 
+STOP_SECONDS = 20
+"""kopf gives its tasks 5 s to finish; a pod's default terminationGracePeriodSeconds is 30."""
+
+
 class OperatorProcess:
     """A running `kubetune operator`; kill() and start() again to test restarts."""
 
@@ -62,12 +66,14 @@ class OperatorProcess:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
+        """SIGTERM, as a pod's deletion sends it; the operator must be gone well within the default 30 s grace period."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.kill()
+                raise AssertionError(f"the operator ignored SIGTERM for {STOP_SECONDS}s (killed); log: {self.log_path}") from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
