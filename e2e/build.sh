@@ -172,6 +172,48 @@ build_pause() {
   ln -sfn "${dir}" "${CACHE}/pause"
 }
 
+# Kueue and JobSet: controllers the addons tests run on demand as host processes
+# (LocalCluster.start_kueue / start_jobset, e2e/localcluster/addons.py).
+# Neither module has replace directives, so a plain wrapper module builds them.
+# build_addon NAME MODULE VERSION PACKAGE -> ${CACHE}/NAME-VERSION/bin/NAME
+build_addon() {
+  local name="$1" module="$2" version="$3" package="$4"
+  local dir="${CACHE}/${name}-${version}"
+  if complete "${dir}" "${name}"; then log "${name} ${version}: cached"; return; fi
+  log "${name} ${version}: building (module ${module}, package ${package})"
+  rm -rf "${dir}"; mkdir -p "${dir}/src" "${dir}/bin"
+  cat > "${dir}/src/go.mod" <<GOMOD
+module kubetune.local/build/${name}
+
+go 1.26.0
+
+require ${module} ${version}
+
+tool ${package}
+GOMOD
+  (cd "${dir}/src" && go mod tidy \
+    && go build -p "${BUILD_P}" \
+         -ldflags "-s -w -X ${module}/pkg/version.GitVersion=${version} -X ${module}/pkg/version.GitCommit=module-proxy" \
+         -o "${dir}/bin/${name}" "${package}")
+  echo "${version}" > "${dir}/.complete"
+}
+
+# The manifests the harness installs with an addon, from its module's
+# config/components: the CRDs with their kustomization (which names the CRDs
+# that get a conversion webhook), the RBAC and the webhook configurations.
+# A stamp of their own, so a change here recopies them without a rebuild.
+# addon_manifests NAME MODULE VERSION -> ${CACHE}/NAME-VERSION/manifests/{crd,rbac,webhook}
+addon_manifests() {
+  local name="$1" module="$2" version="$3"
+  local dir="${CACHE}/${name}-${version}" src part
+  [[ -f "${dir}/manifests/.complete" ]] && return
+  src="$(cd "${dir}/src" && go list -m -f '{{.Dir}}' "${module}")"
+  rm -rf "${dir}/manifests"; mkdir -p "${dir}/manifests"
+  for part in crd rbac webhook; do cp -r "${src}/config/components/${part}" "${dir}/manifests/${part}"; done
+  chmod -R u+w "${dir}/manifests"
+  echo "${version}" > "${dir}/manifests/.complete"
+}
+
 main() {
   local start=$SECONDS
   ensure_host_tools
@@ -183,6 +225,15 @@ main() {
   timed build_kubernetes
   timed build_helm
   timed build_pause
+  flock -u 9
+  # The addons under a lock of their own: a run that needs only the core
+  # (an older checkout, say) never waits for their compile.
+  exec 8>"${CACHE}/.build-addons.lock"
+  flock 8
+  timed build_addon kueue sigs.k8s.io/kueue "${KUEUE_VERSION}" sigs.k8s.io/kueue/cmd/kueue
+  timed build_addon jobset sigs.k8s.io/jobset "${JOBSET_VERSION}" sigs.k8s.io/jobset
+  addon_manifests kueue sigs.k8s.io/kueue "${KUEUE_VERSION}"
+  addon_manifests jobset sigs.k8s.io/jobset "${JOBSET_VERSION}"
   log "all binaries ready under ${CACHE} ($((SECONDS - start))s)"
 }
 
