@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from . import network, sweep
+from .addons import JobSet, Kueue, addons
 from .api import Api, ApiError
 from .binaries import Binaries
 from .controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
@@ -67,6 +68,7 @@ class LocalCluster:
         self.control_plane: ControlPlane | None = None
         self.nodes: dict[str, Node] = {}
         self._nodes_lock = threading.Lock()
+        self._kueue, self._jobset = addons()
         #: What stop() found still there after teardown (empty when clean).
         self.left_over: list[str] = []
 
@@ -103,6 +105,9 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Tears everything down; safe to call twice and after a failed start."""
+        api = self.api if self.control_plane is not None else None
+        for addon in (self._kueue, self._jobset):
+            addon.stop(api)
         for node in list(self.nodes.values()):
             node.stop()
         self.nodes.clear()
@@ -158,6 +163,23 @@ class LocalCluster:
             node = self.nodes.pop(name, None)
         if node is not None:
             node.stop()
+
+    # -- addons ----------------------------------------------------------------
+
+    def start_kueue(self, timeout: float = 120.0) -> Kueue:
+        """Runs Kueue (batch/v1 Job and JobSet integrations) unless it runs already; returns once its
+        webhooks answer. Stopped at teardown. See addons.py."""
+        self._kueue.start(self, timeout)
+        return self._kueue
+
+    def start_jobset(self, timeout: float = 120.0) -> JobSet:
+        """Runs JobSet's controller unless it runs already; returns once its webhooks answer."""
+        self._jobset.start(self, timeout)
+        return self._jobset
+
+    def stop_addon(self, addon: Kueue | JobSet) -> None:
+        """Stops one addon now: its webhook configurations go first, so that no create waits on it."""
+        addon.stop(self.api)
 
     # -- faults ----------------------------------------------------------------
 

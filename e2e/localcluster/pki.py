@@ -57,6 +57,11 @@ class ClusterPKI:
         )
         return client, serving
 
+    def serving(self, name: str, ips: list[str]) -> ClientCert:
+        """A serving certificate for a process the API server calls at these IPs (a webhook server);
+        its clients trust it through the cluster's CA, which the caller hands them as caBundle."""
+        return _sign(self.directory, name, f"/CN={name}", "serverAuth", ",".join(f"IP:{ip}" for ip in ips))
+
     @classmethod
     def create(cls, directory: Path, server_ips: list[str]) -> ClusterPKI:
         """Makes a fresh CA and the certificates signed by it.
