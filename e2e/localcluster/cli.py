@@ -26,11 +26,18 @@ def _up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with LocalCluster(config) as cluster:
+        if args.kueue:
+            cluster.start_kueue()
+        if args.jobset:
+            cluster.start_jobset()
         print(f"export KUBECONFIG={cluster.kubeconfig}")
         print(f"export PATH={cluster.binaries.kubectl.parent}:{cluster.binaries.helm.parent}:$PATH")
         assert cluster.slot is not None
         print(f"# slot {cluster.slot.number}: {cluster.slot.network}, API server {cluster.server}")
         print(f"# nodes: {', '.join(cluster.nodes)}   image: {cluster.image}   logs: {cluster.logs_dir()}")
+        addons = [a for a, on in (("kueue", args.kueue), ("jobset", args.jobset)) if on]
+        if addons:
+            print(f"# addons: {', '.join(addons)} (logs beside the others)")
         print("# cluster is up; Ctrl-C tears it down", flush=True)
         stop.wait()
         print("# tearing down", flush=True)
@@ -56,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--workdir", type=Path)
     up.add_argument("--keep", action="store_true", help="keep the workdir (logs) after teardown")
+    up.add_argument("--kueue", action="store_true", help="also run Kueue (Job and JobSet integrations, webhooks)")
+    up.add_argument("--jobset", action="store_true", help="also run JobSet's controller (and its webhooks)")
     up.set_defaults(func=_up)
     sweeper = sub.add_parser("sweep", help="remove leftovers of killed clusters")
     sweeper.set_defaults(func=_sweep)
