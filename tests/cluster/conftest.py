@@ -11,7 +11,9 @@ Fixtures:
 - cluster: the cluster (.kubeconfig, .kubectl(*args), .helm(*args), .api (local only),
   .serviceaccount_kubeconfig(ns, name), .image, .local);
 - namespace: a fresh namespace per test, deleted afterwards;
-- local_cluster: the cluster, skipping the test when it is not the local one.
+- local_cluster: the cluster, skipping the test when it is not the local one;
+- kueue_cluster, jobset_cluster: the local cluster with Kueue / JobSet's controller running
+  (started on first use, then for the rest of the session; e2e/localcluster/addons.py).
 """
 
 from __future__ import annotations
@@ -65,6 +67,20 @@ def local_cluster(cluster: LocalCluster | ExternalCluster) -> LocalCluster:
     if not isinstance(cluster, LocalCluster):
         pytest.skip("needs the local cluster's fault injection")
     return cluster
+
+
+@pytest.fixture
+def kueue_cluster(local_cluster: LocalCluster) -> LocalCluster:
+    """The local cluster with Kueue running (Job and JobSet integrations, webhooks registered)."""
+    local_cluster.start_kueue()
+    return local_cluster
+
+
+@pytest.fixture
+def jobset_cluster(local_cluster: LocalCluster) -> LocalCluster:
+    """The local cluster with JobSet's controller running (webhooks registered)."""
+    local_cluster.start_jobset()
+    return local_cluster
 
 
 @pytest.fixture
