@@ -70,11 +70,13 @@ def test_context_manager_teardown_leaves_nothing(tmp_path):
 
 
 def test_ctrl_c_on_cluster_up_tears_down(tmp_path):
+    """With the addons too: Kueue and JobSet's controller go with the rest."""
     word = token()
     workdir = tmp_path / "up"
-    proc = _cluster_up(workdir)
+    proc = _cluster_up(workdir, "--kueue", "--jobset")
     try:
         slot = _wait_up(proc)
+        assert processes_with(f"{workdir}/addons/kueue/") and processes_with(f"{workdir}/addons/jobset/")
         shell = _Shell(workdir / "admin.kubeconfig")
         apply(shell, "default", busy_pod(word))
         wait_for(lambda: running(shell), timeout=60, what="pod running")
@@ -130,9 +132,9 @@ def _slot_leftovers(number: int, workdir: Path) -> list[str]:
         os.close(fd)
 
 
-def _cluster_up(workdir: Path) -> subprocess.Popen[str]:
+def _cluster_up(workdir: Path, *flags: str) -> subprocess.Popen[str]:
     """`e2e/cluster.py up` with one node, as a user would start it."""
-    argv = [sys.executable, str(E2E / "cluster.py"), "up", "--workdir", str(workdir), "--keep"]
+    argv = [sys.executable, str(E2E / "cluster.py"), "up", "--workdir", str(workdir), "--keep", *flags]
     return subprocess.Popen(
         [*argv, "--node", '{"name": "solo", "images": false}'],
         stdout=subprocess.PIPE,
