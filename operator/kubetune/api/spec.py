@@ -516,11 +516,42 @@ class TrialTemplate(Model):
     spec: dict[str, Any] = Field(
         description="A batch/v1 JobSpec; the training container sits at spec.template.spec.containers."
     )
+    primary_completion_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="In a trial of several pods (an Indexed Job, completionMode: Indexed), the completion index"
+        " of the primary pod, whose metrics and output count. Default 0 (rank 0).",
+    )
 
     def containers(self) -> list[dict[str, Any]]:
         pod = self.spec.get("template", {}).get("spec", {})
         containers = pod.get("containers") if isinstance(pod, dict) else None
         return containers if isinstance(containers, list) else []
+
+    def count(self, key: str) -> int:
+        """parallelism or completions as written (1 when absent or not a number: the dry run names a bad one)."""
+        value = self.spec.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+    @property
+    def indexed(self) -> bool:
+        return self.spec.get("completionMode") == "Indexed"
+
+    @property
+    def multi_pod(self) -> bool:
+        """Whether a trial's Job runs several pods (parallelism or completions above 1)."""
+        return self.pods_per_trial > 1
+
+    @property
+    def pods_per_trial(self) -> int:
+        return max(self.count("parallelism"), self.count("completions"))
+
+    @property
+    def primary_index(self) -> int | None:
+        """The completion index of the primary pod: None unless the Job is Indexed."""
+        if not self.indexed:
+            return None
+        return self.primary_completion_index or 0
 
     RULES = (
         Rule(
@@ -561,6 +592,39 @@ class TrialTemplate(Model):
         # names another namespace or owner would make the operator act where its user cannot.
         _forbidden_metadata("no-namespace", "namespace", "trials always run in the tuning job's namespace"),
         _forbidden_metadata("no-owner-references", "ownerReferences", "the tuning job owns its trials"),
+        # Several pods per trial: kubetune reads the metrics of one of them, the primary,
+        # and only an Indexed Job says which pod is which (its completion index).
+        Rule(
+            "multi-pod-indexed",
+            "spec.completionMode",
+            lambda t: (
+                f"must be Indexed when parallelism or completions is above 1 (parallelism={t.count('parallelism')},"
+                f" completions={t.count('completions')}): a trial's metrics come from its primary pod, which only"
+                " a completion index identifies"
+                if t.multi_pod and not t.indexed
+                else None
+            ),
+            "must be Indexed when parallelism or completions is above 1",
+            no_cel=_OPAQUE_TEMPLATE,
+        ),
+        Rule(
+            "indexed-completions",
+            "spec.completions",
+            lambda t: (
+                "is required with completionMode Indexed: it is the number of pods (ranks) of each trial"
+                if t.indexed and "completions" not in t.spec
+                else None
+            ),
+            "is required with completionMode Indexed",
+            no_cel=_OPAQUE_TEMPLATE,
+        ),
+        Rule(
+            "primary-index-in-range",
+            "primaryCompletionIndex",
+            lambda t: _primary_index_problem(t),
+            "must be a completion index of the trial's Indexed Job (0 to completions - 1)",
+            no_cel=_OPAQUE_TEMPLATE,
+        ),
     )
 
     def metadatas(self) -> list[tuple[str, dict[str, Any]]]:
@@ -569,6 +633,20 @@ class TrialTemplate(Model):
         pod = template.get("metadata") if isinstance(template, dict) else None
         found = [("metadata", self.metadata), ("spec.template.metadata", pod)]
         return [(where, m) for where, m in found if isinstance(m, dict)]
+
+
+def _primary_index_problem(template: TrialTemplate) -> str | None:
+    index = template.primary_completion_index
+    if index is None:
+        return None
+    if not template.indexed:
+        return "only applies to an Indexed Job: set spec.trialTemplate.spec.completionMode to Indexed"
+    completions = template.count("completions")
+    if index >= completions:
+        return (
+            f"is {index}, outside the completion indexes 0 to {completions - 1} of spec.trialTemplate.spec.completions"
+        )
+    return None
 
 
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
@@ -715,6 +793,13 @@ class HyperParameterTuningJobSpec(Model):
             no_cel=_OPAQUE_TEMPLATE,
         ),
         Rule(
+            "multi-pod-output-captured",
+            "trialTemplate.spec.template.spec.containers",
+            lambda s: _uncaptured_multi_pod(s),
+            "metricDefinitions need the primary container's command in a trial of several pods",
+            no_cel=_OPAQUE_TEMPLATE,
+        ),
+        Rule(
             "unique-metric-names",
             "metricDefinitions",
             lambda s: (
@@ -797,6 +882,30 @@ class HyperParameterTuningJobSpec(Model):
     def to_wire(self) -> dict[str, Any]:
         """The spec as the API server stores it (camelCase, no unset optional fields)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _uncaptured_multi_pod(spec: HyperParameterTuningJobSpec) -> str | None:
+    """A trial of several pods whose primary output metricDefinitions could not read.
+
+    With one pod, a container without a command still runs (the operator warns
+    OutputNotCaptured: the trial may report through kubetune.report()). A trial
+    of several pods holds several nodes, so the same gap is refused before any
+    of them is taken: the output is captured by wrapping the command, and an
+    image's ENTRYPOINT cannot be wrapped.
+    """
+    template = spec.trial_template
+    if not (spec.metric_definitions and template.multi_pod) or not template.containers():
+        return None
+    primary = spec.primary_container
+    if primary.get("command"):
+        return None
+    position = next(i for i, c in enumerate(template.containers()) if c is primary)
+    return (
+        f"[{position}] ({primary.get('name')}) has no command: metricDefinitions read the primary pod's output,"
+        " which kubetune captures by wrapping the command (an image's ENTRYPOINT cannot be wrapped), and a trial"
+        f" of {template.pods_per_trial} pods must not hold its nodes"
+        " without metrics; set command, or report with kubetune.report() and drop metricDefinitions"
+    )
 
 
 UNION_MEMBERS = {"str", "int", "float", "bool"}
