@@ -16,19 +16,65 @@ from kubetune.api.spec import HyperParameterTuningJobSpec
 from kubetune.operator.names import SIDECAR_NAME
 from kubetune.operator.status import parse_rfc3339
 
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+"""The label (and annotation) the Job controller puts on each pod of an Indexed Job."""
+
 
 def newest(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
 
 
-def trial_outcome(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> tuple[bool, str] | None:
+def completion_index(pod: Mapping[str, Any] | None) -> int | None:
+    """A pod's completion index in an Indexed Job, else None."""
+    metadata = (pod or {}).get("metadata") or {}
+    for where in ("labels", "annotations"):
+        value = (metadata.get(where) or {}).get(COMPLETION_INDEX)
+        if value is not None:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def primary_pod(pods: Sequence[Mapping[str, Any]], index: int | None) -> Mapping[str, Any] | None:
+    """The pod whose metrics and output count for the trial.
+
+    In an Indexed Job (`index` is the primary completion index) it is the newest pod
+    of that index: a retry of the primary is a new attempt, and a pod of another
+    index, however new, is never it. In a Job of one pod, the newest pod.
+    """
+    if index is None:
+        return newest(pods)
+    return newest([p for p in pods if completion_index(p) == index])
+
+
+def current_pods(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The newest pod of each completion index (of the Job, for one without indexes), lowest index first."""
+    latest: dict[int, Mapping[str, Any]] = {}
+    for pod in pods:
+        index = completion_index(pod)
+        key = -1 if index is None else index
+        if key not in latest or (pod["metadata"].get("creationTimestamp") or "") > (
+            latest[key]["metadata"].get("creationTimestamp") or ""
+        ):
+            latest[key] = pod
+    return [latest[k] for k in sorted(latest)]
+
+
+def trial_outcome(
+    job: Mapping[str, Any], pod: Mapping[str, Any] | None, multi_pod: bool = False
+) -> tuple[bool, str] | None:
     """(succeeded, reason) once the trial has finished, else None.
 
-    A pod that succeeded settles it at once — the Job controller marks the Job
-    Complete a moment later, and a freed slot should not wait for that. A failed
-    pod does not: the Job may retry it (backoffLimit), so failure is the Job's call.
+    With one pod, a pod that succeeded settles it at once — the Job controller marks
+    the Job Complete a moment later, and a freed slot should not wait for that. A
+    failed pod does not: the Job may retry it (backoffLimit), so failure is the
+    Job's call. With several pods (`multi_pod`) the primary's success is not the
+    trial's: every index must succeed, so both ways it is the Job's Complete or
+    Failed condition.
     """
-    if (pod or {}).get("status", {}).get("phase") == "Succeeded":
+    if not multi_pod and (pod or {}).get("status", {}).get("phase") == "Succeeded":
         return True, ""
     return job_outcome(job)
 
@@ -70,6 +116,36 @@ def sidecar_summary(pod: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
+def _terminated(pod: Mapping[str, Any] | None, container: str) -> Mapping[str, Any] | None:
+    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            state = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
+            return dict(state) if state else None
+    return None
+
+
+def failed_pod(
+    job_reason: str, pods: Sequence[Mapping[str, Any]], container: str, primary: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The pod whose failure failed the Job, to take the failure's words from.
+
+    The one the Job's Failed condition names (a podFailurePolicy's FailJob names the
+    pod and its index), else the first whose training container exited non-zero
+    (BackoffLimitExceeded names none; the pods the Job controller then stopped exit
+    non-zero too, later), else the primary.
+    """
+    for pod in pods:
+        name = str((pod.get("metadata") or {}).get("name") or "")
+        if name and f"/{name} " in job_reason:
+            return pod
+    failed = [
+        (str(t.get("finishedAt") or ""), i, pod)
+        for i, pod in enumerate(pods)
+        if (t := _terminated(pod, container)) is not None and t.get("exitCode") not in (None, 0)
+    ]
+    return min(failed, key=lambda f: (f[0], f[1]))[2] if failed else primary
+
+
 def trial_failure(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperParameterTuningJobSpec) -> str:
     primary = spec.primary_container["name"]
     for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
@@ -77,7 +153,13 @@ def trial_failure(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperPar
             continue
         terminated = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
         if terminated:
-            detail = f"container {primary} exited with code {terminated.get('exitCode')}"
+            index = completion_index(pod)
+            where = (
+                f" of pod {(pod or {}).get('metadata', {}).get('name')} (index {index})"
+                if index is not None and spec.trial_template.multi_pod
+                else ""
+            )
+            detail = f"container {primary}{where} exited with code {terminated.get('exitCode')}"
             if terminated.get("reason"):
                 detail += f" ({terminated['reason']})"
             if terminated.get("message"):  # with FallbackToLogsOnError: the end of its output
@@ -112,6 +194,25 @@ def waiting_for(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> str | 
                     )
                 )
     return "its pod is starting"
+
+
+def trial_waiting(
+    job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], primary: Mapping[str, Any] | None, multi_pod: bool
+) -> tuple[str, Mapping[str, Any] | None] | None:
+    """What keeps a trial from running and the pod that waits, or None once all its pods run.
+
+    A trial of several pods waits while any of them does (its ranks wait for each
+    other): the reason names that pod's index.
+    """
+    if primary is None:
+        reason = waiting_for(job, None)
+        return (reason, None) if reason is not None else None
+    for pod in current_pods(pods) if multi_pod else [primary]:
+        reason = waiting_for(job, pod)
+        if reason is not None:
+            index = completion_index(pod)
+            return (f"index {index}: {reason}" if multi_pod and index is not None else reason), pod
+    return None
 
 
 def created_at(obj: Mapping[str, Any]) -> float:

@@ -30,12 +30,13 @@ from kubetune.operator.names import SIDECAR_NAME, trial_job_name
 from kubetune.operator.podstate import (
     attempt_end,
     created_at,
-    newest,
+    failed_pod,
+    primary_pod,
     sidecar_running,
     sidecar_summary,
     trial_failure,
     trial_outcome,
-    waiting_for,
+    trial_waiting,
 )
 from kubetune.operator.records import read_record, trial_number
 from kubetune.operator.runstate import Deps, JobsOf, PodsOf, TrialRuntime
@@ -100,6 +101,8 @@ class TuningJobRun(TrialCreation, StatusWriter):
         by_number = {trial_number(j): j for j in owned}
         scrapes: list[tuple[Trial, TrialRuntime, str, int]] = []
         now = time.monotonic()
+        primary_index = self.spec.trial_template.primary_index
+        multi_pod = self.spec.trial_template.multi_pod
         for trial in self.tuner.running:
             if trial.id in self.uncreated:
                 continue
@@ -116,7 +119,9 @@ class TuningJobRun(TrialCreation, StatusWriter):
                 continue
             runtime.job_uid = str(job["metadata"]["uid"])
             pods = self.deps.pods_of(self.namespace, runtime.job_name, runtime.job_uid)
-            pod = newest(pods)
+            # The primary pod alone is scraped and read; another index's pod being replaced
+            # changes nothing here, while a new primary pod is a new attempt.
+            pod = primary_pod(pods, primary_index)
             uid = pod["metadata"].get("uid") if pod is not None else None
             if uid is not None and uid != runtime.pod_uid:
                 if runtime.pod_uid is not None:  # the Job ran the trial again: a new pod, a new series
@@ -125,13 +130,14 @@ class TuningJobRun(TrialCreation, StatusWriter):
                 runtime.pod_uid, runtime.pod_name = uid, str(pod["metadata"].get("name", "")) if pod else ""
             if pod is not None:
                 runtime.pod_seen = pod
-            outcome = trial_outcome(job, pod)
+            outcome = trial_outcome(job, pod, multi_pod)
             if outcome is not None:
-                await self._finish(trial, runtime, job, pod, outcome, now)
+                await self._finish(trial, runtime, job, pod, outcome, now, pods)
                 continue
-            waiting = waiting_for(job, pod)
-            if waiting is not None:
-                waited = time.time() - created_at(pod or job)
+            waits = trial_waiting(job, pods, pod, multi_pod)
+            if waits is not None:
+                waiting, waiting_pod = waits
+                waited = time.time() - created_at(waiting_pod or job)
                 limit = (
                     self.spec.trial_stopping_condition
                     and self.spec.trial_stopping_condition.max_pending_time_in_seconds
@@ -199,6 +205,7 @@ class TuningJobRun(TrialCreation, StatusWriter):
         pod: Mapping[str, Any] | None,
         outcome: tuple[bool, str],
         now: float,
+        pods: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         succeeded, reason = outcome
         summary = sidecar_summary(pod)
@@ -226,7 +233,8 @@ class TuningJobRun(TrialCreation, StatusWriter):
                 missing = None if final is not None else f"its metrics sidecar ({SIDECAR_NAME}) left no summary"
             await self._end(trial, runtime, TrialStatus.COMPLETED, final, missing or "", late)
         else:
-            await self._end(trial, runtime, TrialStatus.FAILED, None, trial_failure(reason, pod, self.spec))
+            culprit = failed_pod(reason, pods, self.spec.primary_container["name"], pod)
+            await self._end(trial, runtime, TrialStatus.FAILED, None, trial_failure(reason, culprit, self.spec))
 
     async def _end(
         self,
