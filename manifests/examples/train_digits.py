@@ -5,6 +5,11 @@ the tuner sees a learning curve. Hyperparameters come from the command line
 (which the specs fill with Kubernetes' $(HP_...) expansion) or, when a flag is
 absent, from the HP_* environment variables kubetune sets.
 
+Run as one pod of a trial of several (an Indexed Job, multinode.yaml), it is rank
+$JOB_COMPLETION_INDEX of $WORLD_SIZE and trains on its shard of the training set
+(every WORLD_SIZE-th example). The ranks do not talk to each other: the local
+cluster has no DNS to find them by name (see the README's "Multi-node trials").
+
 The data (1,797 8x8 images of handwritten digits, from the UCI repository as
 packaged by scikit-learn) ships beside this file as digits.npz.
 """
@@ -45,6 +50,12 @@ def parse_args() -> argparse.Namespace:
         ),
     )
     parser.add_argument(
+        "--world-size",
+        type=int,
+        default=int(os.environ.get("WORLD_SIZE", "1")),
+        help="the number of ranks (pods) of the trial; this one's rank is $JOB_COMPLETION_INDEX",
+    )
+    parser.add_argument(
         "--metrics",
         choices=["print", "report"],
         default="print",
@@ -69,6 +80,10 @@ def main() -> int:
     if args.metrics == "report":
         from kubetune import report  # the helper that writes to $KUBETUNE_METRICS_FILE
     x_train, y_train, x_val, y_val = load_digits(args.seed)
+    rank = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+    if args.world_size > 1:  # this rank's shard of the training set
+        x_train, y_train = x_train[rank :: args.world_size], y_train[rank :: args.world_size]
+        print(f"rank {rank} of {args.world_size}: training on {len(y_train)} examples", flush=True)
     rng = np.random.default_rng(args.seed)
     n_in, n_hidden, n_out = x_train.shape[1], args.hidden_units, 10
     w1 = rng.normal(0, np.sqrt(2.0 / n_in), (n_in, n_hidden))

@@ -141,7 +141,20 @@ class LocalRunner:
                 f"container {self._container['name']!r} has no command; kubetune run runs the command locally"
                 " and cannot run an image's entrypoint",
             )
-        pod_spec = spec.trial_template.spec.get("template", {}).get("spec", {})
+        template = spec.trial_template
+        if template.multi_pod:
+            # A trial of several pods needs a cluster to place them; locally each trial is its
+            # primary pod alone, told its index as the Job controller would tell it.
+            decision(
+                log,
+                "trial.multi_pod",
+                logging.WARNING,
+                pods=template.pods_per_trial,
+                runs=f"only the primary pod (completion index {template.primary_index}) of each trial",
+                reason="kubetune run runs each trial as one local process",
+            )
+        self._completion_index = template.primary_index
+        pod_spec = template.spec.get("template", {}).get("spec", {})
         self._grace = float(pod_spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
         deadline = spec.trial_template.spec.get("activeDeadlineSeconds")
         self._trial_deadline = float(deadline) if deadline else None
@@ -315,6 +328,8 @@ class LocalRunner:
         # `python` in a command means the Python kubetune runs in, as the image's would in a pod.
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         env.update(trial_environment(trial.hyperparameters, identity))
+        if self._completion_index is not None:  # as the Job controller sets it in an Indexed Job's pods
+            env["JOB_COMPLETION_INDEX"] = str(self._completion_index)
         for item in self._container.get("env", []):
             if "value" in item:
                 env[item["name"]] = expand(str(item["value"]), env)
