@@ -92,6 +92,29 @@ def test_the_crd_carries_the_field_with_its_minimum() -> None:
     assert field["type"] == "integer" and field["minimum"] == 0 and "primary pod" in field["description"]
 
 
+def test_every_pod_of_an_indexed_trial_gets_the_hyperparameters_and_a_sidecar() -> None:
+    from kubetune import Tuner
+    from kubetune.operator.trialjob import SidecarConfig, build_trial_job
+
+    spec = parse_spec(with_template(INDEXED))
+    (trial,) = Tuner(spec).ask(1)
+    owner = {"name": "tj", "namespace": "ns", "uid": "u"}
+    job = build_trial_job(spec, owner, trial, {}, SidecarConfig(image="kt:1")).manifest["spec"]
+    assert {k: job[k] for k in INDEXED} == INDEXED  # one pod template for every index
+    pod = job["template"]["spec"]
+    env = {e["name"] for e in pod["containers"][0]["env"]}
+    assert {"HP_LAYERS", "HP_LR", "KUBETUNE_HYPERPARAMETERS"} <= env
+    assert [c["name"] for c in pod["initContainers"]] == ["kubetune-metrics"]
+    assert job["backoffLimit"] == 0 and job["podFailurePolicy"]["rules"][1]["action"] == "FailJob"  # any rank
+    per_index = build_trial_job(
+        parse_spec(with_template({**INDEXED, "backoffLimitPerIndex": 2})), owner, trial, {}, SidecarConfig("kt:1")
+    ).manifest["spec"]
+    assert "backoffLimit" not in per_index and per_index["backoffLimitPerIndex"] == 2  # its retries per rank stand
+    assert per_index["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    ]
+
+
 # -- the primary pod ------------------------------------------------------------------------------
 
 

@@ -153,13 +153,14 @@ def _set_failure_policy(spec: HyperParameterTuningJobSpec, job_spec: dict[str, A
     again. A non-zero exit of the primary container is the training code's own
     failure and fails the Job at once. Any other failure is retried up to
     retryStrategy.maximumRetryAttempts times (default none), as in SageMaker. A
-    template with its own podFailurePolicy or backoffLimit keeps it; a policy needs
+    template with its own podFailurePolicy or backoffLimit keeps it, and so does an
+    Indexed one with backoffLimitPerIndex (its retries per rank); a policy needs
     restartPolicy Never, so one with OnFailure gets none.
     """
     if "podFailurePolicy" in job_spec or pod.get("restartPolicy") != "Never":
         return
     rules: list[dict[str, Any]] = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
-    if "backoffLimit" not in job_spec:
+    if "backoffLimit" not in job_spec and "backoffLimitPerIndex" not in job_spec:
         job_spec["backoffLimit"] = spec.retry_strategy.maximum_retry_attempts if spec.retry_strategy else 0
         primary = spec.primary_container["name"]
         rules.append(
