@@ -188,6 +188,16 @@ def test_a_failing_rank_fails_the_trial_naming_its_pod_index_and_output() -> Non
     assert failed_pod("DeadlineExceeded", [], "train", rank0) is rank0  # fmt: skip
 
 
+def test_a_retried_or_disrupted_pod_is_not_taken_for_the_cause() -> None:
+    ok0 = pod("t-0-a", 0, "2026-01-01T00:00:00Z", "Succeeded", **terminated(0, "2026-01-01T00:09:00Z"))
+    early1 = pod("t-1-a", 1, "2026-01-01T00:00:00Z", "Failed", **terminated(1, "2026-01-01T00:01:00Z"))
+    late1 = pod("t-1-b", 1, "2026-01-01T00:02:00Z", "Failed", **terminated(2, "2026-01-01T00:03:00Z"))
+    evicted2 = pod("t-2-a", 2, "2026-01-01T00:00:00Z", "Failed", **terminated(137, "2026-01-01T00:00:30Z"),
+                   conditions=[{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}])  # fmt: skip
+    reason = "BackoffLimitExceeded: Job has reached the specified backoff limit"
+    assert failed_pod(reason, [ok0, early1, late1, evicted2], "train", ok0) is late1
+
+
 def test_a_multi_pod_trial_waits_while_any_rank_does() -> None:
     rank0 = pod("t-0-a", 0, "2026-01-01T00:00:00Z")
     rank1 = pod("t-1-a", 1, "2026-01-01T00:00:00Z", "Pending",

@@ -132,7 +132,8 @@ def failed_pod(
     The one the Job's Failed condition names (a podFailurePolicy's FailJob names the
     pod and its index), else the first whose training container exited non-zero
     (BackoffLimitExceeded names none; the pods the Job controller then stopped exit
-    non-zero too, later), else the primary.
+    non-zero too, later), else the primary. Only the newest pod of each index
+    counts, and not one a disruption ended.
     """
     for pod in pods:
         name = str((pod.get("metadata") or {}).get("name") or "")
@@ -140,8 +141,10 @@ def failed_pod(
             return pod
     failed = [
         (str(t.get("finishedAt") or ""), i, pod)
-        for i, pod in enumerate(pods)
-        if (t := _terminated(pod, container)) is not None and t.get("exitCode") not in (None, 0)
+        for i, pod in enumerate(current_pods(pods))  # a rank's earlier, retried pods did not fail the Job
+        if (t := _terminated(pod, container)) is not None
+        and t.get("exitCode") not in (None, 0)
+        and _disruption(pod) is None
     ]
     return min(failed, key=lambda f: (f[0], f[1]))[2] if failed else primary
 
@@ -222,12 +225,20 @@ def created_at(obj: Mapping[str, Any]) -> float:
         return time.time()
 
 
+def _disruption(pod: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A pod's DisruptionTarget condition (evicted, preempted, its node lost), if it holds."""
+    for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
 def attempt_end(pod: Mapping[str, Any] | None) -> str:
     """Why a trial's pod was replaced, in the cluster's words: its DisruptionTarget, else how it failed."""
     status = (pod or {}).get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
-            return f"{condition.get('reason', 'DisruptionTarget')}: {condition.get('message', '')}".rstrip(": ")
+    condition = _disruption(pod)
+    if condition is not None:
+        return f"{condition.get('reason', 'DisruptionTarget')}: {condition.get('message', '')}".rstrip(": ")
     if not pod:
         return "its pod is gone"
     if status.get("reason") or status.get("message"):

@@ -207,6 +207,7 @@ class TuningJobRun(TrialCreation, StatusWriter):
         now: float,
         pods: Sequence[Mapping[str, Any]] = (),
     ) -> None:
+        multi_pod = self.spec.trial_template.multi_pod
         succeeded, reason = outcome
         summary = sidecar_summary(pod)
         if summary is None:
@@ -233,7 +234,8 @@ class TuningJobRun(TrialCreation, StatusWriter):
                 missing = None if final is not None else f"its metrics sidecar ({SIDECAR_NAME}) left no summary"
             await self._end(trial, runtime, TrialStatus.COMPLETED, final, missing or "", late)
         else:
-            culprit = failed_pod(reason, pods, self.spec.primary_container["name"], pod)
+            # With several pods, the words come from the one that failed; with one, from it.
+            culprit = failed_pod(reason, pods, self.spec.primary_container["name"], pod) if multi_pod else pod
             await self._end(trial, runtime, TrialStatus.FAILED, None, trial_failure(reason, culprit, self.spec))
 
     async def _end(
