@@ -127,7 +127,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     name, spec = load_resource(Path(args.spec))
     tuner = Tuner(spec)
     budget = tuner.budget
-    print(f"{name}: valid ({spec.strategy.value}, {tuner.space.dims} tuned hyperparameters, budget {budget} trials)")
+    template = spec.trial_template
+    pods = (
+        f", {template.pods_per_trial} pods per trial, primary index {template.primary_index}"
+        if template.multi_pod
+        else ""
+    )
+    print(
+        f"{name}: valid ({spec.strategy.value}, {tuner.space.dims} tuned hyperparameters, budget {budget} trials{pods})"
+    )
     return 0
 
 

@@ -220,6 +220,7 @@ def kubetune(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_multinode_example_validates(tmp_path: Path) -> None:
     result = kubetune("validate", str(EXAMPLE), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "budget 4 trials, 2 pods per trial, primary index 0)" in result.stdout
 
 
 @pytest.mark.slow
