@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .harness import IMAGE, OperatorProcess, apply, get, status_of, tuning_job, wait_for_end, wait_until
+from .harness import IMAGE, OperatorProcess, apply, example, get, status_of, tuning_job, wait_for_end, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -134,3 +134,18 @@ def test_stopping_a_two_pod_trial_stops_both_pods(cluster: Any, namespace: str, 
         operator,
     )
     assert status_of(cluster, namespace, "ranks-stop")["trainingJobStatusCounters"]["stopped"] == 1
+
+
+def test_the_multinode_example_runs_rank_0_and_rank_1_on_their_shards(
+    cluster: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, example("multinode.yaml"))
+    status = wait_for_end(cluster, namespace, "digits-multinode", operator, timeout=300)
+    assert status["hyperParameterTuningJobStatus"] == "Completed", status
+    assert status["trainingJobStatusCounters"]["completed"] == 4
+    assert status["bestTrainingJob"]["finalObjectiveValue"] > 0.5
+    job = jobs_of(cluster, namespace, "digits-multinode")[0]["metadata"]["name"]
+    for rank in (0, 1):
+        (pod,) = [p for p in pods_of(cluster, namespace, job) if p["metadata"]["name"].startswith(f"{job}-{rank}-")]
+        output = cluster.kubectl("-n", namespace, "logs", pod["metadata"]["name"], "-c", "train").stdout
+        assert f"rank {rank} of 2: training on" in output, output
