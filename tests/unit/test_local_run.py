@@ -254,7 +254,12 @@ def test_a_nan_objective_is_named_as_such(tmp_path: Path) -> None:
     spec = small_spec(metricDefinitions=[])
     result = kubetune("run", str(write_job(tmp_path, spec, script)), "-o", "out.json", cwd=tmp_path)
     document = json.loads((tmp_path / "out.json").read_text())
-    assert {t["reason"] for t in document["trials"]} == {"the objective score was NaN at step 3"}, result.stderr
+    # Three NaN trials end the job early (ObjectiveNotReported); trials still starting then are stopped,
+    # how many depends on the machine's pace. Every trial that ran to its end is named for its NaN.
+    ended = [t for t in document["trials"] if t["status"] == "Completed"]
+    assert len(ended) >= 3, result.stderr
+    assert {t["reason"] for t in ended} == {"the objective score was NaN at step 3"}, result.stderr
+    assert all(t["status"] in ("Completed", "Stopped") for t in document["trials"]), result.stderr
 
 
 @pytest.mark.parametrize(
