@@ -51,15 +51,11 @@ def primary_pod(pods: Sequence[Mapping[str, Any]], index: int | None) -> Mapping
 
 def current_pods(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The newest pod of each completion index (of the Job, for one without indexes), lowest index first."""
-    latest: dict[int, Mapping[str, Any]] = {}
+    by_index: dict[int, list[Mapping[str, Any]]] = {}
     for pod in pods:
         index = completion_index(pod)
-        key = -1 if index is None else index
-        if key not in latest or (pod["metadata"].get("creationTimestamp") or "") > (
-            latest[key]["metadata"].get("creationTimestamp") or ""
-        ):
-            latest[key] = pod
-    return [latest[k] for k in sorted(latest)]
+        by_index.setdefault(-1 if index is None else index, []).append(pod)
+    return [latest for k in sorted(by_index) if (latest := newest(by_index[k])) is not None]
 
 
 def trial_outcome(
