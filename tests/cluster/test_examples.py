@@ -30,7 +30,7 @@ def tuning_job_examples() -> list[tuple[str, str]]:
     for i, block in enumerate(re.findall(r"```ya?ml\n(.*?)```", readme, re.S)):
         if "kind: HyperParameterTuningJob" in block:
             found.append((f"README.md block {i}", block))
-    for path in sorted((ROOT / "manifests" / "examples").glob("*.yaml")):
+    for path in sorted((ROOT / "manifests" / "examples").rglob("*.yaml")):
         text = path.read_text()
         if "kind: HyperParameterTuningJob" in text:
             found.append((str(path.relative_to(ROOT)), text))

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "charts"))
 import render_install  # noqa: E402
 
 from kubetune.api import resource  # noqa: E402
+from kubetune.operator import kueue  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +162,10 @@ NAMESPACED = {
     *{("batch", "jobs", v, "") for v in ("get", "list", "watch", "create", "patch")},
     *{("", "pods", v, "") for v in ("get", "list", "watch")},
     ("", "events", "create", ""),
+    *{("kueue.x-k8s.io", "workloads", v, "") for v in ("get", "list", "watch", "patch")},
 }
-"""What the README's table lists. Reads (get, list, watch) are kopf's watches of tuning jobs, Jobs and pods;
+"""What the README's table lists. Reads (get, list, watch) are kopf's watches of tuning jobs, Jobs, pods and
+Kueue's Workloads;
 every write is one of Kube's calls in kube.py, which the next test reads off the source."""
 CRDS = {("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")}
 LEASE = {
@@ -182,7 +185,14 @@ def _path_text(node: ast.expr, assigned: dict[str, ast.expr]) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     assert isinstance(node, ast.JoinedStr), ast.dump(node)
-    names = {"GROUP": resource.GROUP, "VERSION": resource.VERSION, "PLURAL": resource.PLURAL}
+    names = {
+        "GROUP": resource.GROUP,
+        "VERSION": resource.VERSION,
+        "PLURAL": resource.PLURAL,
+        "kueue.GROUP": kueue.GROUP,
+        "kueue.VERSION": kueue.VERSION,
+        "kueue.PLURAL": kueue.PLURAL,
+    }
     text = ""
     for part in node.values:
         if isinstance(part, ast.Constant):

@@ -62,6 +62,12 @@ each watched namespace's Role. README.md says why each is there.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
+# Kueue's Workloads of queued trials: read for why a trial waits, and patched only to deactivate
+# the Workload of a stopped trial (spec.active: false), the stop that Kueue does not undo. Only
+# Workloads controlled by the operator's own trial Jobs are ever written (kueue.py).
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [get, list, watch, patch]
 # Events on tuning jobs: what kubectl describe hptj shows.
 - apiGroups: [""]
   resources: [events]

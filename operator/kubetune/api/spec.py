@@ -30,6 +30,8 @@ MAX_CATEGORICAL_VALUES = 30
 MAX_METRIC_DEFINITIONS = 40
 """SageMaker's limit on metric definitions; like the others it also bounds the CEL rules' cost."""
 
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+"""Kueue's label for the LocalQueue a Job is submitted to; on trialTemplate.metadata it queues every trial."""
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
 """What a hyperparameter name may be: it becomes part of an environment variable's name."""
 
@@ -545,6 +547,13 @@ class TrialTemplate(Model):
     @property
     def pods_per_trial(self) -> int:
         return max(self.count("parallelism"), self.count("completions"))
+
+    @property
+    def queue(self) -> str | None:
+        """The Kueue LocalQueue the trials are submitted to (the kueue.x-k8s.io/queue-name label), if any."""
+        labels = self.metadata.get("labels")
+        value = labels.get(QUEUE_LABEL) if isinstance(labels, dict) else None
+        return str(value) if value else None
 
     @property
     def primary_index(self) -> int | None:

@@ -127,7 +127,9 @@ async def _serve(
     scraper = Scraper(settings.scrape.concurrency, settings.scrape.timeout_seconds)
     indexes = Indexes()
     metrics.scrape_errors_from(lambda: scraper.errors)
-    controller = Controller(Deps(kube, scraper, settings, indexes.jobs_of, indexes.pods_of, metrics))
+    controller = Controller(
+        Deps(kube, scraper, settings, indexes.jobs_of, indexes.pods_of, metrics, workload_of=indexes.workload_of)
+    )
     registry = kopf.OperatorRegistry()
     register(registry, controller, indexes)
 

@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 
 from kubetune.api.resource import GROUP, PLURAL, VERSION
+from kubetune.operator import kueue
 from kubetune.operator.controller import Controller
 from kubetune.operator.names import TUNING_JOB_LABEL
 from kubetune.operator.ownership import only_controlled_by
@@ -34,11 +35,17 @@ class Indexes:
     def __init__(self) -> None:
         self.jobs: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
         self.pods: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
+        self.workloads: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
 
     def jobs_of(self, namespace: str, tuning_job: str, uid: str) -> Sequence[Mapping[str, Any]]:
         """The Jobs that the tuning job with this UID controls, whatever other Jobs carry its label."""
         found = list(self.jobs.get((namespace, tuning_job), [])) if self.jobs is not None else []
         return only_controlled_by(found, uid)
+
+    def workload_of(self, namespace: str, job_uid: str) -> Mapping[str, Any] | None:
+        """The Kueue Workload that the Job with this UID controls (Kueue makes one per Job), if any."""
+        found = list(self.workloads.get((namespace, job_uid), [])) if self.workloads is not None else []
+        return found[0] if found else None
 
     def pods_of(self, namespace: str, job_name: str, job_uid: str) -> Sequence[Mapping[str, Any]]:
         """The pods that the Job with this UID controls."""
@@ -62,6 +69,13 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: I
     def trial_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
         return {(namespace, labels.get(JOB_NAME_LABEL, "")): copy.deepcopy(dict(body))}
 
+    # Kueue's Workloads carry none of our labels: the index keeps a slim copy of those a Job controls,
+    # keyed by that Job's UID. Where Kueue is not installed, kopf serves nothing here.
+    @kopf.index(kueue.GROUP, kueue.VERSION, kueue.PLURAL, id="trial_workloads", registry=registry)
+    def trial_workloads(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+        job_uid = kueue.owner_uid(body)
+        return {(namespace, job_uid): kueue.slim(body)} if job_uid else None
+
     @kopf.on.event("batch", "v1", "jobs", labels=ours, registry=registry)
     def job_changed(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
         controller.wake(namespace, labels[TUNING_JOB_LABEL])
@@ -71,8 +85,10 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: I
         controller.wake(namespace, labels[TUNING_JOB_LABEL])
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def tuning_job(type: str | None, body: kopf.Body, trial_jobs: Any, trial_pods: Any, **_: Any) -> None:
-        indexes.jobs, indexes.pods = trial_jobs, trial_pods
+    async def tuning_job(
+        type: str | None, body: kopf.Body, trial_jobs: Any, trial_pods: Any, trial_workloads: Any = None, **_: Any
+    ) -> None:
+        indexes.jobs, indexes.pods, indexes.workloads = trial_jobs, trial_pods, trial_workloads
         await controller.observe(type, copy.deepcopy(dict(body)))
 
     @kopf.on.cleanup(registry=registry)

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from kubetune.api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from kubetune.operator import kueue
 
 COMPONENT = "kubetune-operator"
 
@@ -169,6 +170,19 @@ class Kube:
             {**patch, "metadata": meta},
             content_type=MERGE_PATCH,
         )
+
+    async def job_workloads(self, namespace: str, job_uid: str) -> list[dict[str, Any]]:
+        """The Kueue Workloads that Kueue labelled as made for the Job with this UID: asked only when the
+        watch has not delivered one yet, at a queued trial's stop."""
+        path = f"/apis/{kueue.GROUP}/{kueue.VERSION}/namespaces/{namespace}/{kueue.PLURAL}"
+        found = await self._call("GET", path, query=[("labelSelector", f"{kueue.JOB_UID_LABEL}={job_uid}")])
+        return [dict(item) for item in (found or {}).get("items") or []]
+
+    async def deactivate_workload(self, namespace: str, name: str, uid: str) -> None:
+        """Set a Workload's spec.active to false, if it is still the object with this UID: Kueue then
+        evicts it, keeps its Job suspended and never admits it again."""
+        path = f"/apis/{kueue.GROUP}/{kueue.VERSION}/namespaces/{namespace}/{kueue.PLURAL}/{name}"
+        await self._call("PATCH", path, {"metadata": {"uid": uid}, "spec": {"active": False}}, content_type=MERGE_PATCH)
 
     async def set_finalizers(
         self, namespace: str, name: str, uid: str, resource_version: str, finalizers: list[str]

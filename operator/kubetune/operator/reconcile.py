@@ -18,6 +18,7 @@ from kubetune.api.status import TuningJobStatus
 from kubetune.collector.collector import explain_missing_objective
 from kubetune.engine import Trial, TrialStatus
 from kubetune.logs import decision
+from kubetune.operator import kueue
 from kubetune.operator.creation import TrialCreation
 from kubetune.operator.metrics import (
     STOP_PENDING,
@@ -38,6 +39,7 @@ from kubetune.operator.podstate import (
     trial_outcome,
     trial_waiting,
 )
+from kubetune.operator.queueing import QueuedTrials
 from kubetune.operator.records import read_record, trial_number
 from kubetune.operator.runstate import Deps, JobsOf, PodsOf, TrialRuntime
 from kubetune.operator.scrape import SeriesChunk
@@ -63,12 +65,13 @@ MAX_ATTEMPTS_KEPT = 5
 MAX_ATTEMPT_POINTS = 200
 
 
-class TuningJobRun(TrialCreation, StatusWriter):
+class TuningJobRun(TrialCreation, QueuedTrials, StatusWriter):
     """One tuning job's Tuner and the Jobs that carry out its trials.
 
     Its parts live apart: the state (runstate.py), creating trial Jobs
-    (creation.py), writing records back (writeback.py) and the status
-    (statuswriter.py); here is the round that ties them together.
+    (creation.py), stopping Kueue-queued ones (queueing.py), writing records
+    back (writeback.py) and the status (statuswriter.py); here is the round
+    that ties them together.
     """
 
     # -- one round ------------------------------------------------------------------------------
@@ -90,7 +93,9 @@ class TuningJobRun(TrialCreation, StatusWriter):
         else:
             await self._start_trials()
         await self._write_records()
-        ended = self.tuner.completion is not None
+        # A stopped queued trial whose Workload is yet to come (or to be deactivated) keeps the run going.
+        releasing = await self._release_stopped()
+        ended = self.tuner.completion is not None and not releasing
         await self._report_status(generation, stopping=stopped_by_user and not ended)
         return ended
 
@@ -134,10 +139,19 @@ class TuningJobRun(TrialCreation, StatusWriter):
             if outcome is not None:
                 await self._finish(trial, runtime, job, pod, outcome, now, pods)
                 continue
+            queue = kueue.queue_name(job["metadata"].get("labels"))
+            workload = self._workload(runtime.job_uid) if queue else None
+            runtime.evicted = kueue.eviction(workload) or runtime.evicted
             waits = trial_waiting(job, pods, pod, multi_pod)
             if waits is not None:
                 waiting, waiting_pod = waits
-                waited = time.time() - created_at(waiting_pod or job)
+                since = created_at(waiting_pod or job)
+                if queue and waiting_pod is None:  # not admitted (yet, or again since an eviction)
+                    waiting = kueue.admission_wait(queue, workload)
+                    since_wait = kueue.waiting_since(workload)  # an evicted trial waits since its eviction
+                    if since_wait is not None:
+                        since = created_at({"metadata": {"creationTimestamp": since_wait}})
+                waited = time.time() - since
                 limit = (
                     self.spec.trial_stopping_condition
                     and self.spec.trial_stopping_condition.max_pending_time_in_seconds
@@ -162,7 +176,8 @@ class TuningJobRun(TrialCreation, StatusWriter):
         The earlier attempt's series is kept apart in the record; the Tuner keeps one
         series, to which the new attempt adds only the steps beyond what it has seen.
         """
-        why = attempt_end(earlier)
+        why = runtime.evicted or attempt_end(earlier)
+        runtime.evicted = None
         runtime.attempts = [
             *runtime.attempts,
             {"pod": runtime.pod_name, "reason": why, "series": [list(p) for p in _thinned(runtime.attempt)]},
@@ -296,11 +311,13 @@ class TuningJobRun(TrialCreation, StatusWriter):
         elif not by_tuner:
             self.tuner.stop(trial.id, reason)
         record = self.tuner.record(trial.id)
+        workload = None
         if runtime.job_uid:
-            await self._patch_own_job(
-                runtime,
-                {"metadata": self._job_metadata(trial.id, runtime), "spec": {"suspend": True}},
-            )
+            metadata = self._job_metadata(trial.id, runtime)
+            if self.spec.trial_template.queue is not None:  # Kueue would undo a suspend: see kueue.py
+                workload = await self._stop_queued(runtime, metadata)
+            if workload is None:
+                await self._patch_own_job(runtime, {"metadata": metadata, "spec": {"suspend": True}})
         why = (
             STOP_STRATEGY
             if by_tuner
@@ -319,6 +336,7 @@ class TuningJobRun(TrialCreation, StatusWriter):
             trial=runtime.job_name,
             value=record.value,
             reason=reason,
+            workload_deactivated=workload,
         )
         await self._event("Normal", "TrialStopped", f"trial {runtime.job_name} stopped: {reason}")
         self.trials.pop(trial.id, None)

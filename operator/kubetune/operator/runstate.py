@@ -30,6 +30,13 @@ JobsOf = Callable[[str, str, str], Sequence[Mapping[str, Any]]]
 """(namespace, tuning job, its UID) -> the trial Jobs it controls, from the watch-fed index."""
 PodsOf = Callable[[str, str, str], Sequence[Mapping[str, Any]]]
 """(namespace, Job name, its UID) -> the pods that Job controls, from the watch-fed index."""
+WorkloadOf = Callable[[str, str], Mapping[str, Any] | None]
+"""(namespace, trial Job's UID) -> the Kueue Workload that Job controls, from the watch-fed index."""
+
+
+def no_workloads(namespace: str, job_uid: str) -> Mapping[str, Any] | None:
+    """Where no Kueue Workloads are watched: none."""
+    return None
 
 
 @dataclass
@@ -48,6 +55,8 @@ class TrialRuntime:
     """The current pod as last seen: why it ended is read from it once it is gone."""
     attempt: list[tuple[float, float]] = field(default_factory=list)
     """The current pod's own series: each pod of a trial runs the training from the start."""
+    evicted: str | None = None
+    """Why Kueue last evicted the trial's Workload (preempted, ...): the reason its next attempt gives."""
     retryable: bool = False
     """It failed for a cause a retry could fix (it waited too long to run): a retryableError, not a nonRetryable one."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -67,6 +76,7 @@ class Deps:
     jobs_of: JobsOf
     pods_of: PodsOf
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    workload_of: WorkloadOf = no_workloads
 
 
 class RunState:
@@ -94,6 +104,8 @@ class RunState:
         self.name_conflict: str | None = None
         """The last trial name found taken by a Job this tuning job does not own (TrialNameConflict)."""
         self.announced_capture = False
+        self.deactivated: set[str] = set()
+        """UIDs of the Kueue Workloads this run deactivated, until the watch shows them inactive."""
         self.status = HyperParameterTuningJobStatus()
         self._written_status: dict[str, Any] | None = None
         self._requests_at_open = deps.kube.requests

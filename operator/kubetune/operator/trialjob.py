@@ -20,6 +20,7 @@ from kubetune.api.resource import API_VERSION, KIND
 from kubetune.api.spec import HyperParameterTuningJobSpec
 from kubetune.collector.sidecar import METRICS_FILE, SHARED_DIR
 from kubetune.engine import Trial, TrialStatus
+from kubetune.operator.kueue import queue_name
 from kubetune.operator.names import (
     HYPERPARAMETERS_ANNOTATION,
     SHARED_VOLUME,
@@ -117,6 +118,10 @@ def build_trial_job(
     if not pod.get("hostPID"):
         pod.setdefault("shareProcessNamespace", True)
     _set_failure_policy(spec, job_spec, pod)
+    if queue_name(labels):
+        # Kueue admits a Job by unsuspending it: created running, it would start before its quota was
+        # granted (Kueue's webhook suspends it too, where that webhook is installed).
+        job_spec["suspend"] = True
     pod["volumes"] = [*pod.get("volumes", []), {"name": SHARED_VOLUME, "emptyDir": {}}]
     identity = TrialIdentity(tuning_job, name, trial.number, f"{SHARED_DIR}/{METRICS_FILE}")
     captured = _prepare_primary(spec, pod, trial, identity)

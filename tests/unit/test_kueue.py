@@ -1,0 +1,94 @@
+"""Kueue-queued trials: the Job is created for Kueue to admit, and a Workload is read in Kueue's own words."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubetune import Tuner
+from kubetune.api.spec import parse_spec
+from kubetune.operator import kueue
+from kubetune.operator.trialjob import SidecarConfig, build_trial_job
+
+from .conftest import make_spec
+from .test_trialjob import GPU_TEMPLATE, OWNER
+
+QUEUED = {"kueue.x-k8s.io/queue-name": "gpus", "kueue.x-k8s.io/priority-class": "tuning"}
+
+
+def build(labels: dict[str, str], priority_class: str | None = None) -> dict[str, Any]:
+    template = copy.deepcopy(GPU_TEMPLATE)
+    template["metadata"]["labels"] = {**template["metadata"]["labels"], **labels}
+    if priority_class:
+        template["spec"]["template"]["spec"]["priorityClassName"] = priority_class
+    spec = parse_spec(make_spec(trialTemplate=template))
+    tuner = Tuner(spec)
+    (trial,) = tuner.ask(1)
+    return build_trial_job(spec, OWNER, trial, tuner.trial_document(trial.id), SidecarConfig(image="k:1")).manifest
+
+
+def test_a_queued_trial_is_created_suspended_with_the_queue_and_priority_carried_through() -> None:
+    job = build(QUEUED, priority_class="low")
+    assert job["spec"]["suspend"] is True  # Kueue admits it by unsuspending it
+    labels = job["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "gpus" and labels["kueue.x-k8s.io/priority-class"] == "tuning"
+    assert job["spec"]["template"]["spec"]["priorityClassName"] == "low"
+    assert parse_spec(
+        make_spec(trialTemplate={**GPU_TEMPLATE, "metadata": {"labels": QUEUED}})
+    ).trial_template.queue == ("gpus")
+
+
+def test_an_unqueued_trial_is_created_running() -> None:
+    job = build({})
+    assert "suspend" not in job["spec"]
+    assert parse_spec(make_spec(trialTemplate=copy.deepcopy(GPU_TEMPLATE))).trial_template.queue is None
+
+
+def workload(*conditions: dict[str, Any], active: bool | None = None, owner: dict[str, Any] | None = None) -> Any:
+    ref = {"apiVersion": "batch/v1", "kind": "Job", "name": "tune-0001", "uid": "job-uid", "controller": True}
+    body: dict[str, Any] = {
+        "metadata": {"name": "job-tune-0001-abcde", "uid": "wl-uid", "ownerReferences": [owner or ref]},
+        "spec": {"podSets": [{"name": "main", "count": 1, "template": {"big": "x" * 1000}}]},
+        "status": {"conditions": list(conditions), "admission": {"clusterQueue": "gpus"}},
+    }
+    if active is not None:
+        body["spec"]["active"] = active
+    return body
+
+
+def cond(kind: str, status: str, reason: str = "", message: str = "", at: str = "2026-12-02T10:00:00Z") -> Any:
+    return {"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": at}
+
+
+def test_only_a_workload_a_job_controls_is_a_trials() -> None:
+    assert kueue.owner_uid(workload()) == "job-uid"
+    not_controller = {"apiVersion": "batch/v1", "kind": "Job", "name": "x", "uid": "u", "controller": False}
+    assert kueue.owner_uid(workload(owner=not_controller)) is None
+    other_kind = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "x", "uid": "u", "controller": True}
+    assert kueue.owner_uid(workload(owner=other_kind)) is None
+
+
+def test_the_index_keeps_what_it_reads_and_not_the_pod_sets() -> None:
+    slim = kueue.slim(workload(cond("Admitted", "True"), active=False))
+    assert slim["spec"] == {"active": False} and slim["metadata"]["uid"] == "wl-uid"
+    assert kueue.admitted(slim) and not kueue.is_active(slim)
+    assert kueue.is_active(kueue.slim(workload()))  # active unless it says otherwise
+
+
+def test_a_waiting_trial_gives_kueues_reason() -> None:
+    assert kueue.admission_wait("gpus", None) == "waiting for admission by Kueue (queue gpus): no Workload yet"
+    quota = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor gpu-nodes"
+    pending = workload(cond("QuotaReserved", "False", "Pending", quota, at="2026-12-02T10:05:00Z"))
+    assert kueue.admission_wait("gpus", pending) == f"waiting for admission by Kueue (queue gpus): Pending: {quota}"
+    assert kueue.waiting_since(pending) == "2026-12-02T10:05:00Z"
+    preempted = workload(
+        cond("QuotaReserved", "False", "Pending", "Preempted to accommodate a workload"),
+        cond("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: 1) due to prioritization"),
+    )
+    assert kueue.eviction(preempted) == (
+        "evicted by Kueue: Preempted: Preempted to accommodate a workload (UID: 1) due to prioritization"
+    )
+    assert "evicted by Kueue: Preempted" in kueue.admission_wait("gpus", preempted)
+    assert kueue.eviction(workload(cond("Evicted", "False", "Preempted", "earlier"))) is None
+    assert kueue.waiting_since(workload(cond("QuotaReserved", "True"))) is None
+    assert kueue.finished(workload(cond("Finished", "True", "Succeeded")))
