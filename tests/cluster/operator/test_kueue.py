@@ -279,3 +279,103 @@ def test_a_preempted_trial_runs_again_and_spends_no_budget(
     assert len(watch.seen[trial]) == 2, watch.seen  # the preempted pod, and the one that finished
     counters = status["trainingJobStatusCounters"]
     assert counters["completed"] == 1 and counters.get("nonRetryableError", 0) == 0, counters
+
+
+RANKS_SCRIPT = """
+import os, time
+from kubetune import report
+for step in range(1, 7):
+    report(step=step, score=step + int(os.environ["HP_X"]))
+    time.sleep(0.5)
+"""
+
+
+def cpu_queue(namespace: str) -> list[dict[str, Any]]:
+    """A ClusterQueue with 1.5 CPUs of quota: room for one two-pod trial of 500m pods, and one more pod."""
+    return [
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": "any-node"}},
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ClusterQueue",
+            "metadata": {"name": "cpus"},
+            "spec": {
+                "namespaceSelector": {},
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu", "memory"],
+                        "flavors": [
+                            {
+                                "name": "any-node",
+                                "resources": [
+                                    {"name": "cpu", "nominalQuota": "1500m"},
+                                    {"name": "memory", "nominalQuota": "64Gi"},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "LocalQueue",
+            "metadata": {"name": "cpus", "namespace": namespace},
+            "spec": {"clusterQueue": "cpus"},
+        },
+    ]
+
+
+def test_a_multi_pod_trial_is_admitted_as_one_workload(queues: Any, namespace: str, operator: OperatorProcess) -> None:
+    cluster = queues
+    for obj in cpu_queue(namespace):
+        apply(cluster, namespace, obj)
+    name = "ranks-queued"
+    resource = tuning_job(
+        name,
+        {
+            "strategy": "Random",
+            "randomSeed": 4,
+            "objective": {"metricName": "score", "type": "Maximize"},
+            "resourceLimits": {"maxNumberOfTrainingJobs": 2, "maxParallelTrainingJobs": 2},
+            "parameterRanges": {"integerParameterRanges": [{"name": "x", "minValue": 1, "maxValue": 9}]},
+            "trialTemplate": {
+                "metadata": {"labels": {QUEUE_LABEL: "cpus"}},
+                "spec": {
+                    "completionMode": "Indexed",
+                    "completions": 2,
+                    "parallelism": 2,
+                    "template": {
+                        "spec": {
+                            "terminationGracePeriodSeconds": 5,
+                            "containers": [
+                                {
+                                    "name": "train",
+                                    "image": IMAGE,
+                                    "command": ["python", "-c", RANKS_SCRIPT],
+                                    "resources": {"requests": {"cpu": "500m"}},
+                                }
+                            ],
+                        }
+                    },
+                },
+            },
+        },
+    )
+    watch = PodWatch(cluster, namespace, name)
+    try:
+        apply(cluster, namespace, resource)
+        status = wait_for_end(cluster, namespace, name, operator, timeout=240)
+    finally:
+        watch.stop()
+    assert status["hyperParameterTuningJobStatus"] == "Completed", status
+    assert status["trainingJobStatusCounters"]["completed"] == 2, status
+    jobs = trial_jobs(cluster, namespace, name)
+    by_job = workloads(cluster, namespace)
+    for job_name in jobs:  # one Workload per trial, for both its pods
+        [pod_set] = by_job[job_name]["spec"]["podSets"]
+        assert pod_set["count"] == 2, pod_set
+        assert len(watch.seen[job_name]) == 2, watch.seen  # both ranks, once each
+    # The quota had room for one more 500m pod while the first trial ran, but not for the whole second
+    # trial: Kueue held it back, whole, until the first finished and released its 1000m.
+    first, second = sorted(jobs.values(), key=lambda j: j["status"]["startTime"])
+    assert second["status"]["startTime"] >= first["status"]["completionTime"], (first["status"], second["status"])
