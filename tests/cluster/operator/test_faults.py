@@ -47,7 +47,7 @@ def test_a_trial_on_a_node_that_drops_out_runs_again_and_spends_no_budget(
     cluster = local_cluster
     # Long enough to outlast the node monitor's grace period: a trial that ends meanwhile is reported
     # by its sidecar and completes, the kubelet being needed by neither.
-    resource = slow_trials(2, epochs=120)
+    resource = slow_trials(1, epochs=120)  # one trial: its second attempt must not be a second trial
     pod_spec = resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]
     # Evicted a second after the node is unreachable, rather than the default five minutes.
     pod_spec["tolerations"] = [
@@ -70,8 +70,8 @@ def test_a_trial_on_a_node_that_drops_out_runs_again_and_spends_no_budget(
     status = wait_for_end(cluster, namespace, "digits-random", operator, timeout=300)
     assert status["hyperParameterTuningJobStatus"] == "Completed", status
     counters = status["trainingJobStatusCounters"]
-    assert counters["completed"] == 2 and counters["nonRetryableError"] == 0 and counters["retryableError"] == 1
-    assert len(get(cluster, namespace, "jobs", selector="kubetune.io/tuning-job=digits-random")["items"]) == 2
+    assert counters["completed"] == 1 and counters["nonRetryableError"] == 0 and counters["retryableError"] == 1
+    assert len(get(cluster, namespace, "jobs", selector="kubetune.io/tuning-job=digits-random")["items"]) == 1
     record = record_of(cluster, namespace, FIRST)
     assert "attempts" in record, f"trial 1 was never replaced: {operator.log()[-2000:]}"
     [earlier] = record["attempts"]
