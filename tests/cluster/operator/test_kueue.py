@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,9 +180,9 @@ def test_hyperband_under_a_gpu_quota_smaller_than_its_parallelism(
 
 
 PREEMPTED_SCRIPT = """
-import time
+import os, time
 from kubetune import report
-for step in range(1, 21):
+for step in range(1, int(os.environ["STEPS"]) + 1):
     report(step=step, score=step)
     time.sleep(0.5)
 """
@@ -214,18 +215,15 @@ def urgent_job(name: str) -> dict[str, Any]:
     }
 
 
-def test_a_preempted_trial_runs_again_and_spends_no_budget(
-    queues: Any, namespace: str, operator: OperatorProcess
-) -> None:
-    cluster = queues
-    name = "preempted"
-    resource = tuning_job(
+def gpu_trials(name: str, budget: int, parallel: int, steps: int = 20) -> dict[str, Any]:
+    """Random trials of one GPU each in the queue, each reporting score=step, a step per 0.5 s."""
+    return tuning_job(
         name,
         {
             "strategy": "Random",
             "randomSeed": 3,
             "objective": {"metricName": "score", "type": "Maximize"},
-            "resourceLimits": {"maxNumberOfTrainingJobs": 1, "maxParallelTrainingJobs": 1},
+            "resourceLimits": {"maxNumberOfTrainingJobs": budget, "maxParallelTrainingJobs": parallel},
             "parameterRanges": {"integerParameterRanges": [{"name": "x", "minValue": 1, "maxValue": 9}]},
             "trialTemplate": {
                 "metadata": {"labels": {QUEUE_LABEL: "gpus"}},
@@ -238,6 +236,7 @@ def test_a_preempted_trial_runs_again_and_spends_no_budget(
                                     "name": "train",
                                     "image": IMAGE,
                                     "command": ["python", "-c", PREEMPTED_SCRIPT],
+                                    "env": [{"name": "STEPS", "value": str(steps)}],
                                     "resources": {"limits": {"nvidia.com/gpu": 1}},
                                 }
                             ],
@@ -247,6 +246,14 @@ def test_a_preempted_trial_runs_again_and_spends_no_budget(
             },
         },
     )
+
+
+def test_a_preempted_trial_runs_again_and_spends_no_budget(
+    queues: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster = queues
+    name = "preempted"
+    resource = gpu_trials(name, budget=1, parallel=1)
     watch = PodWatch(cluster, namespace, name)
     try:
         apply(cluster, namespace, resource)
@@ -279,6 +286,41 @@ def test_a_preempted_trial_runs_again_and_spends_no_budget(
     assert len(watch.seen[trial]) == 2, watch.seen  # the preempted pod, and the one that finished
     counters = status["trainingJobStatusCounters"]
     assert counters["completed"] == 1 and counters.get("nonRetryableError", 0) == 0, counters
+
+
+def test_stopping_releases_running_and_waiting_trials_for_good(
+    queues: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster = queues
+    name = "stopped-in-queue"
+    watch = PodWatch(cluster, namespace, name)
+    try:
+        apply(cluster, namespace, gpu_trials(name, budget=3, parallel=3, steps=120))
+
+        def one_runs_two_wait() -> bool:
+            jobs = trial_jobs(cluster, namespace, name)
+            running = [j for j in jobs.values() if len(record_of(j).get("reports", [])) >= 2]
+            message = condition({"status": status_of(cluster, namespace, name)}, "TrialsPending").get("message", "")
+            return (
+                len(jobs) == 3 and len(running) == 1 and message.startswith("2 waiting to run") and "quota" in message
+            )
+
+        wait_until(one_runs_two_wait, 120, "one trial running and two waiting on the quota", operator)
+        cluster.kubectl("-n", namespace, "patch", "hyperparametertuningjob", name, "--type=merge",
+                        "-p", '{"spec": {"stopped": true}}')  # fmt: skip
+        status = wait_for_end(cluster, namespace, name, operator, timeout=120)
+        assert status["hyperParameterTuningJobStatus"] == "Stopped", status
+        wait_until(lambda: admitted_workloads(cluster) == 0, 60, "the ClusterQueue to hold no workload", operator)
+        time.sleep(5)  # long enough for Kueue to admit a waiting trial had it not been deactivated
+    finally:
+        watch.stop()
+    jobs = trial_jobs(cluster, namespace, name)
+    by_job = workloads(cluster, namespace)
+    assert all(by_job[n]["spec"]["active"] is False for n in jobs), by_job
+    assert all(record_of(j)["status"] == "Stopped" for j in jobs.values())
+    # The one that ran had its pod; the two that waited never got one, before the stop or after it.
+    assert len(watch.seen) == 1 and all(len(pods) == 1 for pods in watch.seen.values()), watch.seen
+    assert admitted_workloads(cluster) == 0
 
 
 RANKS_SCRIPT = """
