@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
 from kubetune import Tuner
 from kubetune.api.spec import parse_spec
 from kubetune.operator import kueue
+from kubetune.operator.reconcile import Deps, TuningJobRun
+from kubetune.operator.scrape import Scraper
+from kubetune.operator.settings import OperatorSettings
 from kubetune.operator.trialjob import SidecarConfig, build_trial_job
 
 from .conftest import make_spec
@@ -92,3 +96,82 @@ def test_a_waiting_trial_gives_kueues_reason() -> None:
     assert kueue.eviction(workload(cond("Evicted", "False", "Preempted", "earlier"))) is None
     assert kueue.waiting_since(workload(cond("QuotaReserved", "True"))) is None
     assert kueue.finished(workload(cond("Finished", "True", "Succeeded")))
+
+
+class RecordingKube:
+    """The Kube calls a run makes, answered as the API server would for one namespace with Kueue.
+
+    Only what these tests need: created Jobs are kept (and handed back by jobs_of,
+    as the watch would), and the Workloads are the ones the test puts there.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.workloads: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, Any]] = []
+
+    async def create_job(self, manifest: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        job = copy.deepcopy(manifest)
+        job["metadata"].update(uid=f"uid-{len(self.jobs) + 1}", creationTimestamp="2026-12-02T10:00:00Z")
+        job["status"] = {}
+        self.jobs[job["metadata"]["name"]] = job
+        return job
+
+    async def patch_job(self, namespace: str, name: str, uid: str, patch: dict[str, Any]) -> None:
+        self.calls.append(("patch_job", patch))
+        self.jobs[name]["metadata"]["labels"].update(patch.get("metadata", {}).get("labels", {}))
+        self.jobs[name]["spec"].update(patch.get("spec", {}))
+
+    async def job_workloads(self, namespace: str, job_uids: list[str]) -> list[dict[str, Any]]:
+        self.calls.append(("job_workloads", job_uids))
+        return [w for w in self.workloads if kueue.owner_uid(w) in job_uids]
+
+    async def deactivate_workload(self, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(("deactivate_workload", (name, uid)))
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        pass
+
+    async def event(self, owner: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        pass
+
+
+def test_without_a_watch_on_workloads_a_run_asks_for_them_and_stops_through_them() -> None:
+    """Kueue installed after the operator: kopf serves no Workloads, and the run asks the API server."""
+    kube = RecordingKube()
+    owner = {"name": "tune", "namespace": "ml", "uid": "tj-uid"}
+    deps = Deps(
+        kube=kube,  # type: ignore[arg-type]
+        scraper=Scraper(1, 1.0),
+        settings=OperatorSettings(sidecar=SidecarConfig(image="k:1")),
+        jobs_of=lambda namespace, name, uid: list(kube.jobs.values()),
+        pods_of=lambda namespace, name, uid: [],
+    )
+    template = copy.deepcopy(GPU_TEMPLATE)
+    template["metadata"]["labels"] = QUEUED
+    spec = parse_spec(
+        make_spec(trialTemplate=template, resourceLimits={"maxNumberOfTrainingJobs": 1, "maxParallelTrainingJobs": 1})
+    )
+    run = TuningJobRun(deps, owner, spec, Tuner(spec))
+
+    async def rounds() -> None:
+        assert not await run.step(False, 1)  # creates the trial, suspended
+        [job] = kube.jobs.values()
+        assert job["spec"]["suspend"] is True
+        quota = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu"
+        kube.workloads.append(workload(cond("QuotaReserved", "False", "Pending", quota)))
+        kube.workloads[0]["metadata"]["ownerReferences"][0]["uid"] = job["metadata"]["uid"]
+        assert not await run.step(False, 1)
+        assert run.pending == {"tune-0001": f"waiting for admission by Kueue (queue gpus): Pending: {quota}"}
+        asks = [c for c in kube.calls if c[0] == "job_workloads"]
+        assert asks == [("job_workloads", ["uid-1"])]
+        assert not await run.step(False, 1)  # within the interval: no second ask
+        assert len([c for c in kube.calls if c[0] == "job_workloads"]) == 1
+        assert await run.step(True, 1)  # stopped by the user: through the Workload, the Job left to Kueue
+        assert ("deactivate_workload", ("job-tune-0001-abcde", "wl-uid")) in kube.calls
+        patches = [c[1] for c in kube.calls if c[0] == "patch_job"]
+        assert patches and all("spec" not in p for p in patches), patches
+        assert kube.jobs["tune-0001"]["metadata"]["labels"]["kubetune.io/trial-status"] == "Stopped"
+
+    asyncio.run(rounds())

@@ -171,11 +171,12 @@ class Kube:
             content_type=MERGE_PATCH,
         )
 
-    async def job_workloads(self, namespace: str, job_uid: str) -> list[dict[str, Any]]:
-        """The Kueue Workloads that Kueue labelled as made for the Job with this UID: asked only when the
-        watch has not delivered one yet, at a queued trial's stop."""
+    async def job_workloads(self, namespace: str, job_uids: list[str]) -> list[dict[str, Any]]:
+        """The Kueue Workloads that Kueue labelled as made for the Jobs with these UIDs: asked only for
+        queued trials whose Workload the watch has not delivered (kueue.py)."""
         path = f"/apis/{kueue.GROUP}/{kueue.VERSION}/namespaces/{namespace}/{kueue.PLURAL}"
-        found = await self._call("GET", path, query=[("labelSelector", f"{kueue.JOB_UID_LABEL}={job_uid}")])
+        selector = f"{kueue.JOB_UID_LABEL} in ({','.join(job_uids)})"
+        found = await self._call("GET", path, query=[("labelSelector", selector)])
         return [dict(item) for item in (found or {}).get("items") or []]
 
     async def deactivate_workload(self, namespace: str, name: str, uid: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubetune.engine import TrialStatus
@@ -30,6 +30,12 @@ log = logging.getLogger("kubetune.operator")
 WORKLOAD_GRACE_SECONDS = 60.0
 """How long after its creation a stopped queued trial's Job may still get its Workload from Kueue;
 one without a Workload by then is not Kueue's (no Kueue, or a namespace it does not manage)."""
+ASK_INTERVAL_SECONDS = 15.0
+"""Least time between two asks for the Workloads the watch does not deliver, per tuning job."""
+NO_KUEUE_RETRY_SECONDS = 300.0
+"""Where Kueue's Workload API is not served at all, how long before asking again."""
+MAX_ASKED = 50
+"""Job UIDs in one ask: the label selector goes in the URL."""
 _RELEASED = {TrialStatus.STOPPED.value, TrialStatus.FAILED.value}
 """Trials whose Job is to hold no quota although it has not finished: the operator stopped them."""
 
@@ -38,7 +44,44 @@ class QueuedTrials(JobRecords):
     """The part of a TuningJobRun that stops Kueue-queued trials in the way Kueue respects."""
 
     def _workload(self, job_uid: str) -> Mapping[str, Any] | None:
-        return self.deps.workload_of(self.namespace, job_uid) if job_uid else None
+        """The trial Job's Workload: from the watch, else as last asked of the API server."""
+        if not job_uid:
+            return None
+        return self.deps.workload_of(self.namespace, job_uid) or self.asked_workloads.get(job_uid)
+
+    async def _ask_unwatched_workloads(self, jobs: Sequence[Mapping[str, Any]]) -> None:
+        """Ask the API server for the Workloads of queued, unfinished trial Jobs that the watch has none for.
+
+        kopf serves only the resources it finds at its start (or notices appear):
+        with Kueue installed after the operator, or its CRD seen too late, the
+        index stays empty. One list per tuning job, for all such Jobs at once, at
+        most every ASK_INTERVAL_SECONDS, and none for a while where there is no
+        Kueue to ask; the watch, once it serves, makes this a no-op.
+        """
+        now = time.monotonic()
+        if now < self.ask_workloads_after:
+            return
+        candidates = [
+            job
+            for job in jobs
+            if kueue.queue_name(job["metadata"].get("labels"))
+            and job_outcome(job) is None
+            and self.deps.workload_of(self.namespace, str(job["metadata"]["uid"])) is None
+        ]
+        # Running trials first (why they wait), then stopped ones (whether they are released).
+        candidates.sort(key=lambda j: (j["metadata"].get("labels") or {}).get(TRIAL_STATUS_LABEL) in _RELEASED)
+        unwatched = [str(job["metadata"]["uid"]) for job in candidates[:MAX_ASKED]]
+        if not unwatched:
+            self.asked_workloads = {}
+            return
+        self.ask_workloads_after = now + ASK_INTERVAL_SECONDS
+        try:
+            found = await self.deps.kube.job_workloads(self.namespace, unwatched)
+        except KubeError as exc:
+            if exc.not_found:  # Kueue's CRD is not installed: the Jobs wait for nothing it could say
+                self.ask_workloads_after = now + NO_KUEUE_RETRY_SECONDS
+            return
+        self.asked_workloads = {uid: kueue.slim(w) for w in found if (uid := kueue.owner_uid(w)) in unwatched}
 
     async def _stop_queued(self, runtime: TrialRuntime, metadata: dict[str, Any]) -> str | None:
         """Stop a queued trial: write its record, then deactivate its Workload.
@@ -56,7 +99,7 @@ class QueuedTrials(JobRecords):
     async def _ask_workload(self, job_uid: str) -> Mapping[str, Any] | None:
         """The Workload of a Job that the watch has not delivered yet: asked of the API server."""
         try:
-            found = await self.deps.kube.job_workloads(self.namespace, job_uid)
+            found = await self.deps.kube.job_workloads(self.namespace, [job_uid])
         except KubeError:  # no Kueue here (404), or not now: the round's release pass looks again
             return None
         return next((kueue.slim(w) for w in found if kueue.owner_uid(w) == job_uid), None)

@@ -102,6 +102,7 @@ class TuningJobRun(TrialCreation, QueuedTrials, StatusWriter):
     async def _observe(self) -> None:
         self.pending = {}
         owned = self.owned_jobs()
+        await self._ask_unwatched_workloads(owned)
         jobs = {j["metadata"]["name"]: j for j in owned}
         by_number = {trial_number(j): j for j in owned}
         scrapes: list[tuple[Trial, TrialRuntime, str, int]] = []

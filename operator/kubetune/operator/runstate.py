@@ -106,6 +106,10 @@ class RunState:
         self.announced_capture = False
         self.deactivated: set[str] = set()
         """UIDs of the Kueue Workloads this run deactivated, until the watch shows them inactive."""
+        self.asked_workloads: dict[str, Mapping[str, Any]] = {}
+        """Trial Job UID -> its Workload as asked of the API server, for those the watch does not deliver."""
+        self.ask_workloads_after = 0.0
+        """No ask for unwatched Workloads before this (monotonic)."""
         self.status = HyperParameterTuningJobStatus()
         self._written_status: dict[str, Any] | None = None
         self._requests_at_open = deps.kube.requests
