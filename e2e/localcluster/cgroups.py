@@ -34,9 +34,8 @@ def create(relative: str) -> None:
         path = root
         for part in Path(relative).parts:
             parent, path = path, path / part
-            if path.is_dir():
-                continue
-            path.mkdir()
+            # Nodes start in parallel and share their parents (kubetune/kt0): another may make one first.
+            path.mkdir(exist_ok=True)
             for name in ("cpuset.cpus", "cpuset.mems"):
                 if (path / name).exists() and not (path / name).read_text().strip():
                     (path / name).write_text((parent / name).read_text())

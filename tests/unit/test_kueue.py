@@ -37,6 +37,13 @@ def test_a_queued_trial_is_created_suspended_with_the_queue_and_priority_carried
     labels = job["metadata"]["labels"]
     assert labels["kueue.x-k8s.io/queue-name"] == "gpus" and labels["kueue.x-k8s.io/priority-class"] == "tuning"
     assert job["spec"]["template"]["spec"]["priorityClassName"] == "low"
+    # Kueue evicts by suspending: the SIGTERM exit of the deleted pod must not fail the trial.
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert rules[1] == {
+        "action": "Ignore",
+        "onExitCodes": {"containerName": "train", "operator": "In", "values": [143]},
+    }
+    assert len(rules) == 2  # the template's own backoffLimit: 0 leaves no FailJob rule to add
     assert parse_spec(
         make_spec(trialTemplate={**GPU_TEMPLATE, "metadata": {"labels": QUEUED}})
     ).trial_template.queue == ("gpus")
@@ -45,6 +52,9 @@ def test_a_queued_trial_is_created_suspended_with_the_queue_and_priority_carried
 def test_an_unqueued_trial_is_created_running() -> None:
     job = build({})
     assert "suspend" not in job["spec"]
+    assert [r.get("onPodConditions") for r in job["spec"]["podFailurePolicy"]["rules"]] == [
+        [{"type": "DisruptionTarget"}]
+    ]
     assert parse_spec(make_spec(trialTemplate=copy.deepcopy(GPU_TEMPLATE))).trial_template.queue is None
 
 

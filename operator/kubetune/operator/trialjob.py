@@ -117,7 +117,7 @@ def build_trial_job(
     # hostPID gets none (the API server refuses the two together).
     if not pod.get("hostPID"):
         pod.setdefault("shareProcessNamespace", True)
-    _set_failure_policy(spec, job_spec, pod)
+    _set_failure_policy(spec, job_spec, pod, queued=queue_name(labels) is not None)
     if queue_name(labels):
         # Kueue admits a Job by unsuspending it: created running, it would start before its quota was
         # granted (Kueue's webhook suspends it too, where that webhook is installed).
@@ -150,7 +150,13 @@ def build_trial_job(
     return TrialJob(manifest, captured)
 
 
-def _set_failure_policy(spec: HyperParameterTuningJobSpec, job_spec: dict[str, Any], pod: dict[str, Any]) -> None:
+SIGTERM_EXIT = 143
+"""What a container killed by SIGTERM exits with (128 + 15): Python's default on SIGTERM."""
+
+
+def _set_failure_policy(
+    spec: HyperParameterTuningJobSpec, job_spec: dict[str, Any], pod: dict[str, Any], queued: bool = False
+) -> None:
     """Which pod failures count, unless the template says so itself.
 
     An evicted, preempted or node-lost pod carries the DisruptionTarget condition:
@@ -161,13 +167,24 @@ def _set_failure_policy(spec: HyperParameterTuningJobSpec, job_spec: dict[str, A
     template with its own podFailurePolicy or backoffLimit keeps it, and so does an
     Indexed one with backoffLimitPerIndex (its retries per rank); a policy needs
     restartPolicy Never, so one with OnFailure gets none.
+
+    A trial queued through Kueue is evicted (preempted, its Workload
+    deactivated) by suspending its Job: its pods are deleted and get SIGTERM,
+    with no DisruptionTarget condition, and the Job controller can still count
+    such a pod as failed. So for those a primary container that exits 143 (the
+    SIGTERM exit) is ignored too; the Job, suspended, makes no replacement until
+    Kueue admits it again.
     """
     if "podFailurePolicy" in job_spec or pod.get("restartPolicy") != "Never":
         return
     rules: list[dict[str, Any]] = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+    primary = spec.primary_container["name"]
+    if queued:
+        rules.append(
+            {"action": "Ignore", "onExitCodes": {"containerName": primary, "operator": "In", "values": [SIGTERM_EXIT]}}
+        )
     if "backoffLimit" not in job_spec and "backoffLimitPerIndex" not in job_spec:
         job_spec["backoffLimit"] = spec.retry_strategy.maximum_retry_attempts if spec.retry_strategy else 0
-        primary = spec.primary_container["name"]
         rules.append(
             {"action": "FailJob", "onExitCodes": {"containerName": primary, "operator": "NotIn", "values": [0]}}
         )
