@@ -6,8 +6,8 @@ the tuner sees a learning curve. Hyperparameters come from the command line
 absent, from the HP_* environment variables kubetune sets.
 
 Run as one pod of a trial of several (an Indexed Job, multinode.yaml), it is rank
-$JOB_COMPLETION_INDEX of $WORLD_SIZE and trains on its shard of the training set
-(every WORLD_SIZE-th example). The ranks do not talk to each other: the local
+$JOB_COMPLETION_INDEX of $WORLD_SIZE (in a JobSet, jobset/digits.yaml, rank $RANK)
+and trains on its shard of the training set (every WORLD_SIZE-th example). The ranks do not talk to each other: the local
 cluster has no DNS to find them by name (see the README's "Multi-node trials").
 
 The data (1,797 8x8 images of handwritten digits, from the UCI repository as
@@ -80,7 +80,9 @@ def main() -> int:
     if args.metrics == "report":
         from kubetune import report  # the helper that writes to $KUBETUNE_METRICS_FILE
     x_train, y_train, x_val, y_val = load_digits(args.seed)
-    rank = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+    # An Indexed Job tells each pod its completion index; a JobSet's replicated Jobs each start at 0, so there
+    # the template says the rank (RANK).
+    rank = int(os.environ.get("RANK") or os.environ.get("JOB_COMPLETION_INDEX") or "0")
     if args.world_size > 1:  # this rank's shard of the training set
         x_train, y_train = x_train[rank :: args.world_size], y_train[rank :: args.world_size]
         print(f"rank {rank} of {args.world_size}: training on {len(y_train)} examples", flush=True)

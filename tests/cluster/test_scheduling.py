@@ -35,7 +35,8 @@ def gpu_pod(name: str, pool: str, gpus: int) -> dict:
 
 def test_gpu_pods_go_to_free_gpus_and_wait_pending_otherwise(local_cluster, namespace):
     # A pool of two nodes of this test's own (tainted, so other tests' pods stay off them).
-    pool = uuid.uuid4().hex[:6]
+    # A letter first: a label value of hex digits alone can read as a number in YAML ("3500e1" is 35000.0).
+    pool = f"p{uuid.uuid4().hex[:6]}"
     taint = [{"key": "pool", "value": pool, "effect": "NoSchedule"}]
     cpu_node, gpu_node = f"cpu-{pool}", f"gpu-{pool}"
     local_cluster.add_node(NodeSpec(cpu_node, labels={"pool": pool}, taints=taint, images=False))

@@ -191,4 +191,10 @@ CASES = [
         "spec.resourceLimits.maxNumberOfTrainingJobs",
         "is required",
     ),
+    Case(
+        "TrialTemplate.primary-replicated-job",
+        _set("trialTemplate.primaryReplicatedJob", "workers"),
+        "spec.trialTemplate.primaryReplicatedJob",
+        "with kind JobSet",
+    ),
 ]

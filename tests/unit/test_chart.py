@@ -20,7 +20,9 @@ sys.path.insert(0, str(ROOT / "charts"))
 import render_install  # noqa: E402
 
 from kubetune.api import resource  # noqa: E402
+from kubetune.api.template import TrialKind  # noqa: E402
 from kubetune.operator import kueue  # noqa: E402
+from kubetune.operator.kube import trial_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +165,10 @@ NAMESPACED = {
     *{("", "pods", v, "") for v in ("get", "list", "watch")},
     ("", "events", "create", ""),
     *{("kueue.x-k8s.io", "workloads", v, "") for v in ("get", "list", "watch", "patch")},
+    *{("jobset.x-k8s.io", "jobsets", v, "") for v in ("get", "list", "watch", "create", "patch")},
 }
-"""What the README's table lists. Reads (get, list, watch) are kopf's watches of tuning jobs, Jobs, pods and
-Kueue's Workloads;
+"""What the README's table lists. Reads (get, list, watch) are kopf's watches of tuning jobs, Jobs, JobSets,
+pods and Kueue's Workloads;
 every write is one of Kube's calls in kube.py, which the next test reads off the source."""
 CRDS = {("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")}
 LEASE = {
@@ -222,16 +225,28 @@ def _kube_calls() -> set[tuple[str, str, str]]:
                 continue
             method = call.args[0]
             assert isinstance(method, ast.Constant), ast.unparse(call)
-            path = _path_text(call.args[1], assigned).strip("/").split("/")
-            group, rest = ("", path[2:]) if path[0] == "api" else (path[1], path[3:])
-            assert rest[0] == "namespaces", path  # everything the operator writes is namespaced
-            kind, named = rest[2], len(rest) > 3
-            resource_name = kind + ("/" + rest[4] if len(rest) > 4 else "")
-            verb = VERBS[method.value]
-            if not named:
-                verb = {"get": "list", "delete": "deletecollection"}.get(verb, verb)
-            found.add((group, resource_name, verb))
+            for text in _paths(call.args[1], assigned):
+                path = text.strip("/").split("/")
+                group, rest = ("", path[2:]) if path[0] == "api" else (path[1], path[3:])
+                assert rest[0] == "namespaces", path  # everything the operator writes is namespaced
+                kind, named = rest[2], len(rest) > 3
+                resource_name = kind + ("/" + rest[4] if len(rest) > 4 else "")
+                verb = VERBS[method.value]
+                if not named:
+                    verb = {"get": "list", "delete": "deletecollection"}.get(verb, verb)
+                found.add((group, resource_name, verb))
     return found
+
+
+def _paths(node: ast.expr, assigned: dict[str, ast.expr]) -> list[str]:
+    """The paths a call's path argument stands for: a trial_path(kind, namespace[, name]) call is
+    one per trial kind, from the function itself; anything else is one f-string or literal."""
+    if isinstance(node, ast.Name) and node.id in assigned:
+        return _paths(assigned[node.id], assigned)
+    if isinstance(node, ast.Call) and ast.unparse(node.func) == "trial_path":
+        named = len(node.args) > 2
+        return [trial_path(kind.value, "{namespace}", "{name}" if named else "") for kind in TrialKind]
+    return [_path_text(node, assigned)]
 
 
 def test_kube_py_calls_are_what_the_chart_grants() -> None:

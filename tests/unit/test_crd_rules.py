@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from kubetune.api.crd import cel_validations, crd, models_of
+from kubetune.api.model import Model
 from kubetune.api.rules import Rule
-from kubetune.api.spec import HyperParameterTuningJobSpec, Model, parse_spec
+from kubetune.api.spec import HyperParameterTuningJobSpec, parse_spec
 from kubetune.errors import SpecError
 from tests.unit.crd_rule_cases import CASES, Case, valid_spec
 

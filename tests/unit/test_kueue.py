@@ -128,7 +128,7 @@ class RecordingKube:
         self.jobs[job["metadata"]["name"]] = job
         return job
 
-    async def patch_job(self, namespace: str, name: str, uid: str, patch: dict[str, Any]) -> None:
+    async def patch_job(self, namespace: str, name: str, uid: str, patch: dict[str, Any], kind: str = "Job") -> None:
         self.calls.append(("patch_job", patch))
         self.jobs[name]["metadata"]["labels"].update(patch.get("metadata", {}).get("labels", {}))
         self.jobs[name]["spec"].update(patch.get("spec", {}))

@@ -57,6 +57,10 @@ each watched namespace's Role. README.md says why each is there.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch]
+# JobSet trials (trialTemplate.kind: JobSet), where JobSet is installed: the same rights as on Jobs.
+- apiGroups: [jobset.x-k8s.io]
+  resources: [jobsets]
+  verbs: [get, list, watch, create, patch]
 # Trial pods, read only: their IP (to scrape the sidecar) and termination message. A stopped
 # trial's pods go when its Job is suspended: the Job controller deletes them.
 - apiGroups: [""]

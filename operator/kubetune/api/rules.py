@@ -20,7 +20,9 @@ from typing import Any
 class Rule:
     """One rule of one model.
 
-    `check` returns what is wrong with a model instance, or None. `field` is the
+    `check` returns what is wrong with a model instance, or None; or, where the
+    field at fault depends on the instance (which of a JobSet's replicated Jobs),
+    that (field, message) pair. `field` is the
     camelCase path, relative to the model, of the field at fault ("" for the object
     itself); it is the path in the Python error and the CEL rule's fieldPath alike.
     `cel` holds when the rule is kept, with `self` the model's object as stored
@@ -30,7 +32,7 @@ class Rule:
 
     id: str
     field: str
-    check: Callable[[Any], str | None]
+    check: Callable[[Any], str | tuple[str, str] | None]
     message: str
     cel: str | None = None
     no_cel: str | None = None
@@ -50,6 +52,10 @@ class RuleViolations(ValueError):
 
 def check_rules(instance: Any, rules: tuple[Rule, ...]) -> None:
     """Run every rule and raise one RuleViolations with all that failed, so none hides another."""
-    problems = [(rule.field, message) for rule in rules if (message := rule.check(instance)) is not None]
+    problems = [
+        found if isinstance(found, tuple) else (rule.field, found)
+        for rule in rules
+        if (found := rule.check(instance)) is not None
+    ]
     if problems:
         raise RuleViolations(problems)

@@ -12,13 +12,15 @@ import difflib
 import math
 import re
 from enum import StrEnum
-from typing import Any, ClassVar, Self, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from kubetune.api.delivery import env_var_name
-from kubetune.api.rules import Rule, RuleViolations, check_rules
+from kubetune.api.model import Model
+from kubetune.api.rules import Rule, RuleViolations
+from kubetune.api.template import OPAQUE_TEMPLATE, TrialTemplate
 from kubetune.errors import SpecError
 
 MAX_TUNABLE_PARAMETERS = 30
@@ -30,37 +32,11 @@ MAX_CATEGORICAL_VALUES = 30
 MAX_METRIC_DEFINITIONS = 40
 """SageMaker's limit on metric definitions; like the others it also bounds the CEL rules' cost."""
 
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-"""Kueue's label for the LocalQueue a Job is submitted to; on trialTemplate.metadata it queues every trial."""
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
 """What a hyperparameter name may be: it becomes part of an environment variable's name."""
 
 ParameterValue = str | int | float | bool
 """A categorical or static value, kept with the type the user wrote it with."""
-
-
-class Model(BaseModel):
-    """Shared model settings: camelCase on the wire, snake_case in Python, no unknown fields.
-
-    A model's rules across its fields are data (`RULES`, see kubetune.api.rules), not
-    validators of its own, so the CRD can carry the same rules and all of them are
-    reported at once.
-    """
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        use_enum_values=False,
-    )
-
-    RULES: ClassVar[tuple[Rule, ...]] = ()
-
-    @model_validator(mode="after")
-    def _check_rules(self) -> Self:
-        check_rules(self, type(self).RULES)
-        return self
 
 
 class Strategy(StrEnum):
@@ -487,202 +463,6 @@ class MetricDefinition(Model):
     )
 
 
-_OPAQUE_TEMPLATE = (
-    "the trial template is a free-form JobSpec (x-kubernetes-preserve-unknown-fields), whose fields CEL cannot"
-    " see; the operator's server-side dry run of the first trial's Job checks the rest"
-)
-
-
-def _forbidden_metadata(rule_id: str, key: str, why: str) -> Rule:
-    """A rule refusing `key` in the Job's or the pod's metadata of a trial template."""
-    return Rule(
-        rule_id,
-        "",
-        lambda t: (
-            "; ".join(f"{where}.{key} must not be set: {why}" for where, metadata in t.metadatas() if key in metadata)
-            or None
-        ),
-        f"metadata.{key} must not be set",
-        no_cel=_OPAQUE_TEMPLATE + "; the chart's admission policy refuses it",
-    )
-
-
-class TrialTemplate(Model):
-    """What each trial's Job is made from: shaped like a CronJob's jobTemplate."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Labels and annotations copied onto each trial's Job."
-    )
-    spec: dict[str, Any] = Field(
-        description="A batch/v1 JobSpec; the training container sits at spec.template.spec.containers."
-    )
-    primary_completion_index: int | None = Field(
-        default=None,
-        ge=0,
-        description="In a trial of several pods (an Indexed Job, completionMode: Indexed), the completion index"
-        " of the primary pod, whose metrics and output count. Default 0 (rank 0).",
-    )
-
-    def containers(self) -> list[dict[str, Any]]:
-        pod = self.spec.get("template", {}).get("spec", {})
-        containers = pod.get("containers") if isinstance(pod, dict) else None
-        return containers if isinstance(containers, list) else []
-
-    def count(self, key: str) -> int:
-        """parallelism or completions as written (1 when absent or not a number: the dry run names a bad one)."""
-        value = self.spec.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else 1
-
-    @property
-    def indexed(self) -> bool:
-        return self.spec.get("completionMode") == "Indexed"
-
-    @property
-    def multi_pod(self) -> bool:
-        """Whether a trial's Job runs several pods (parallelism or completions above 1)."""
-        return self.pods_per_trial > 1
-
-    @property
-    def pods_per_trial(self) -> int:
-        return max(self.count("parallelism"), self.count("completions"))
-
-    @property
-    def queue(self) -> str | None:
-        """The Kueue LocalQueue the trials are submitted to (the kueue.x-k8s.io/queue-name label), if any."""
-        labels = self.metadata.get("labels")
-        value = labels.get(QUEUE_LABEL) if isinstance(labels, dict) else None
-        return str(value) if value else None
-
-    @property
-    def primary_index(self) -> int | None:
-        """The completion index of the primary pod: None unless the Job is Indexed."""
-        if not self.indexed:
-            return None
-        return self.primary_completion_index or 0
-
-    RULES = (
-        Rule(
-            "containers-listed",
-            "",
-            lambda t: None if t.containers() else "spec.template.spec.containers must list at least one container",
-            "spec.template.spec.containers must list at least one container",
-            no_cel=_OPAQUE_TEMPLATE,
-        ),
-        Rule(
-            "containers-named",
-            "",
-            lambda t: next(
-                (
-                    f"spec.template.spec.containers[{i}] needs a name"
-                    for i, c in enumerate(t.containers())
-                    if not isinstance(c, dict) or not isinstance(c.get("name"), str)
-                ),
-                None,
-            ),
-            "every container needs a name",
-            no_cel=_OPAQUE_TEMPLATE,
-        ),
-        Rule(
-            "quantities",
-            "",
-            lambda t: (
-                "; ".join(
-                    f"{path}: {value!r} is not a Kubernetes quantity (a number with an optional suffix: 500m, 2Gi, 1e3)"
-                    for path, value in _bad_quantities(t.spec)
-                )
-                or None
-            ),
-            "container resources must be Kubernetes quantities",
-            no_cel=_OPAQUE_TEMPLATE,
-        ),
-        # Trials live in the tuning job's namespace and belong to it alone: a template that
-        # names another namespace or owner would make the operator act where its user cannot.
-        _forbidden_metadata("no-namespace", "namespace", "trials always run in the tuning job's namespace"),
-        _forbidden_metadata("no-owner-references", "ownerReferences", "the tuning job owns its trials"),
-        # Several pods per trial: kubetune reads the metrics of one of them, the primary,
-        # and only an Indexed Job says which pod is which (its completion index).
-        Rule(
-            "multi-pod-indexed",
-            "spec.completionMode",
-            lambda t: (
-                f"must be Indexed when parallelism or completions is above 1 (parallelism={t.count('parallelism')},"
-                f" completions={t.count('completions')}): a trial's metrics come from its primary pod, which only"
-                " a completion index identifies"
-                if t.multi_pod and not t.indexed
-                else None
-            ),
-            "must be Indexed when parallelism or completions is above 1",
-            no_cel=_OPAQUE_TEMPLATE,
-        ),
-        Rule(
-            "indexed-completions",
-            "spec.completions",
-            lambda t: (
-                "is required with completionMode Indexed: it is the number of pods (ranks) of each trial"
-                if t.indexed and "completions" not in t.spec
-                else None
-            ),
-            "is required with completionMode Indexed",
-            no_cel=_OPAQUE_TEMPLATE,
-        ),
-        Rule(
-            "primary-index-in-range",
-            "primaryCompletionIndex",
-            lambda t: _primary_index_problem(t),
-            "must be a completion index of the trial's Indexed Job (0 to completions - 1)",
-            no_cel=_OPAQUE_TEMPLATE,
-        ),
-    )
-
-    def metadatas(self) -> list[tuple[str, dict[str, Any]]]:
-        """The Job's and the pod's metadata, with where each sits in the template."""
-        template = self.spec.get("template")
-        pod = template.get("metadata") if isinstance(template, dict) else None
-        found = [("metadata", self.metadata), ("spec.template.metadata", pod)]
-        return [(where, m) for where, m in found if isinstance(m, dict)]
-
-
-def _primary_index_problem(template: TrialTemplate) -> str | None:
-    index = template.primary_completion_index
-    if index is None:
-        return None
-    if not template.indexed:
-        return "only applies to an Indexed Job: set spec.trialTemplate.spec.completionMode to Indexed"
-    completions = template.count("completions")
-    if index >= completions:
-        return (
-            f"is {index}, outside the completion indexes 0 to {completions - 1} of spec.trialTemplate.spec.completions"
-        )
-    return None
-
-
-QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-"""The API server's own pattern for resource.Quantity: its refusal does not say which field broke it."""
-
-
-def _bad_quantities(job_spec: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(path, value) of every container resource that the API server would refuse to decode."""
-    pod = job_spec.get("template", {}).get("spec", {})
-    found: list[tuple[str, Any]] = []
-    if not isinstance(pod, dict):
-        return found
-    for kind in ("initContainers", "containers"):
-        containers = pod.get(kind)
-        for i, container in enumerate(containers if isinstance(containers, list) else []):
-            resources = container.get("resources") if isinstance(container, dict) else None
-            for part in ("requests", "limits"):
-                values = resources.get(part) if isinstance(resources, dict) else None
-                for name, value in (values or {}).items() if isinstance(values, dict) else ():
-                    ok = (isinstance(value, int | float) and not isinstance(value, bool)) or (
-                        isinstance(value, str) and QUANTITY.match(value)
-                    )
-                    if not ok:
-                        found.append((f"spec.template.spec.{kind}[{i}].resources.{part}.{name}", value))
-    return found
-
-
 _OPAQUE_STATIC = (
     "staticHyperParameters' values may be strings, numbers or booleans, so the map is untyped in the schema"
     " and CEL cannot see it"
@@ -754,7 +534,9 @@ class HyperParameterTuningJobSpec(Model):
     static_hyper_parameters: dict[str, ParameterValue] = Field(
         default_factory=dict, description="Hyperparameters passed unchanged to every trial."
     )
-    trial_template: TrialTemplate = Field(description="Template of each trial's Job (a CronJob's jobTemplate).")
+    trial_template: TrialTemplate = Field(
+        description="Template of each trial's Job (a CronJob's jobTemplate), or of its JobSet (kind: JobSet)."
+    )
     primary_container_name: str | None = Field(
         default=None,
         description="The training container's name, when the pod has several. Default: the first container.",
@@ -799,14 +581,14 @@ class HyperParameterTuningJobSpec(Model):
                 else f"{s.primary_container_name!r} is not a container of the trial template ({', '.join(names)})"
             ),
             "is not a container of the trial template",
-            no_cel=_OPAQUE_TEMPLATE,
+            no_cel=OPAQUE_TEMPLATE,
         ),
         Rule(
             "multi-pod-output-captured",
             "trialTemplate.spec.template.spec.containers",
             lambda s: _uncaptured_multi_pod(s),
             "metricDefinitions need the primary container's command in a trial of several pods",
-            no_cel=_OPAQUE_TEMPLATE,
+            no_cel=OPAQUE_TEMPLATE,
         ),
         Rule(
             "unique-metric-names",
@@ -893,7 +675,7 @@ class HyperParameterTuningJobSpec(Model):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _uncaptured_multi_pod(spec: HyperParameterTuningJobSpec) -> str | None:
+def _uncaptured_multi_pod(spec: HyperParameterTuningJobSpec) -> tuple[str, str] | None:
     """A trial of several pods whose primary output metricDefinitions could not read.
 
     With one pod, a container without a command still runs (the operator warns
@@ -910,10 +692,11 @@ def _uncaptured_multi_pod(spec: HyperParameterTuningJobSpec) -> str | None:
         return None
     position = next(i for i, c in enumerate(template.containers()) if c is primary)
     return (
+        f"trialTemplate.{template.primary_job_spec()[0]}.template.spec.containers",
         f"[{position}] ({primary.get('name')}) has no command: metricDefinitions read the primary pod's output,"
         " which kubetune captures by wrapping the command (an image's ENTRYPOINT cannot be wrapped), and a trial"
         f" of {template.pods_per_trial} pods must not hold its nodes"
-        " without metrics; set command, or report with kubetune.report() and drop metricDefinitions"
+        " without metrics; set command, or report with kubetune.report() and drop metricDefinitions",
     )
 
 

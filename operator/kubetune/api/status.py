@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import Field
 
-from kubetune.api.spec import Model, ParameterValue
+from kubetune.api.model import Model
+from kubetune.api.spec import ParameterValue
 
 LEADERBOARD_SIZE = 10
 

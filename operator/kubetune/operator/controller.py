@@ -22,6 +22,7 @@ from kubetune.api.status import HyperParameterTuningJobStatus, TuningJobStatus
 from kubetune.engine import Tuner
 from kubetune.errors import SpecError
 from kubetune.logs import decision
+from kubetune.operator import jobset
 from kubetune.operator.kube import KubeError
 from kubetune.operator.names import LEGACY_FINALIZER, MAX_NAME
 from kubetune.operator.reconcile import TERMINAL, Deps, TuningJobRun
@@ -268,7 +269,14 @@ class Controller:
                 if exc.status == 403:
                     return  # an exceeded quota: the template is fine as far as can be told now
                 raise
-            raise SpecError("spec.trialTemplate", f"the API server refuses the trial Job: {exc.message}") from None
+            if exc.not_found and spec.trial_template.jobset:
+                raise SpecError(
+                    "spec.trialTemplate.kind",
+                    f"is JobSet, but this cluster does not serve JobSets ({jobset.API_VERSION}): install JobSet's"
+                    " controller, or make the trials Jobs (an Indexed Job runs several pods too)",
+                ) from None
+            what = "JobSet" if spec.trial_template.jobset else "Job"
+            raise SpecError("spec.trialTemplate", f"the API server refuses the trial {what}: {exc.message}") from None
 
     async def _reject(
         self, owner: dict[str, Any], status: HyperParameterTuningJobStatus, exc: SpecError, generation: int | None

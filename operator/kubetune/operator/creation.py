@@ -109,7 +109,7 @@ class TrialCreation(RunState):
 
     async def _existing_job(self, name: str) -> dict[str, Any] | None:
         try:
-            return await self.deps.kube.get_job(self.namespace, name)
+            return await self.deps.kube.get_job(self.namespace, name, kind=self.spec.trial_template.kind.value)
         except KubeError as exc:
             if exc.not_found:
                 return None

@@ -21,10 +21,10 @@ from typing import Any
 import kopf
 
 from kubetune.api.resource import GROUP, PLURAL, VERSION
-from kubetune.operator import kueue
+from kubetune.operator import jobset, kueue
 from kubetune.operator.controller import Controller
 from kubetune.operator.names import TUNING_JOB_LABEL
-from kubetune.operator.ownership import only_controlled_by
+from kubetune.operator.ownership import controlled_by, only_controlled_by
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
@@ -34,12 +34,18 @@ class Indexes:
 
     def __init__(self) -> None:
         self.jobs: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
+        self.jobsets: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
         self.pods: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
         self.workloads: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
 
     def jobs_of(self, namespace: str, tuning_job: str, uid: str) -> Sequence[Mapping[str, Any]]:
-        """The Jobs that the tuning job with this UID controls, whatever other Jobs carry its label."""
-        found = list(self.jobs.get((namespace, tuning_job), [])) if self.jobs is not None else []
+        """The trial Jobs (and JobSets) that the tuning job with this UID controls, whatever else carries its label."""
+        found = [
+            body
+            for index in (self.jobs, self.jobsets)
+            if index is not None
+            for body in index.get((namespace, tuning_job), [])
+        ]
         return only_controlled_by(found, uid)
 
     def workload_of(self, namespace: str, job_uid: str) -> Mapping[str, Any] | None:
@@ -48,9 +54,9 @@ class Indexes:
         return found[0] if found else None
 
     def pods_of(self, namespace: str, job_name: str, job_uid: str) -> Sequence[Mapping[str, Any]]:
-        """The pods that the Job with this UID controls."""
+        """The pods that the trial Job with this UID controls, or that its JobSet's child Jobs do."""
         found = list(self.pods.get((namespace, job_name), [])) if self.pods is not None else []
-        return only_controlled_by(found, job_uid)
+        return [p for p in found if controlled_by(p, job_uid) or jobset.made_by(p, job_uid)]
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: Indexes) -> None:
@@ -65,9 +71,16 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: I
     def trial_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
         return {(namespace, labels[TUNING_JOB_LABEL]): copy.deepcopy(dict(body))}
 
+    # JobSet trials, where JobSet is installed: the same as Jobs, one index more.
+    @kopf.index(jobset.GROUP, jobset.VERSION, jobset.PLURAL, id="trial_jobsets", labels=ours, registry=registry)
+    def trial_jobsets(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return {(namespace, labels[TUNING_JOB_LABEL]): copy.deepcopy(dict(body))}
+
+    # A pod is found by its trial's name: its Job's (job-name), or for a JobSet's pod its JobSet's.
     @kopf.index("", "v1", "pods", id="trial_pods", labels=ours, registry=registry)
     def trial_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, labels.get(JOB_NAME_LABEL, "")): copy.deepcopy(dict(body))}
+        trial = labels.get(jobset.NAME_LABEL) or labels.get(JOB_NAME_LABEL, "")
+        return {(namespace, trial): copy.deepcopy(dict(body))}
 
     # Kueue's Workloads carry none of our labels: the index keeps a slim copy of those a Job controls,
     # keyed by that Job's UID. Where Kueue is not installed, kopf serves nothing here.
@@ -80,15 +93,26 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, indexes: I
     def job_changed(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
         controller.wake(namespace, labels[TUNING_JOB_LABEL])
 
+    @kopf.on.event(jobset.GROUP, jobset.VERSION, jobset.PLURAL, labels=ours, registry=registry)
+    def jobset_changed(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
+        controller.wake(namespace, labels[TUNING_JOB_LABEL])
+
     @kopf.on.event("", "v1", "pods", labels=ours, registry=registry)
     def pod_changed(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
         controller.wake(namespace, labels[TUNING_JOB_LABEL])
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def tuning_job(
-        type: str | None, body: kopf.Body, trial_jobs: Any, trial_pods: Any, trial_workloads: Any = None, **_: Any
+        type: str | None,
+        body: kopf.Body,
+        trial_jobs: Any,
+        trial_pods: Any,
+        trial_workloads: Any = None,
+        trial_jobsets: Any = None,
+        **_: Any,
     ) -> None:
         indexes.jobs, indexes.pods, indexes.workloads = trial_jobs, trial_pods, trial_workloads
+        indexes.jobsets = trial_jobsets
         await controller.observe(type, copy.deepcopy(dict(body)))
 
     @kopf.on.cleanup(registry=registry)

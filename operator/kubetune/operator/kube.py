@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from kubetune.api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from kubetune.operator import kueue
+from kubetune.operator import jobset, kueue
 
 COMPONENT = "kubetune-operator"
 
@@ -76,6 +76,16 @@ NOT_LEADER = "NotLeader"
 """KubeError.reason of a request the fence refused: it never left this process."""
 UNREACHABLE = "Unreachable"
 """KubeError.reason when no answer came: the API server is down, unreachable, or too slow."""
+
+
+def trial_path(kind: str, namespace: str, name: str = "") -> str:
+    """The API path of a namespace's trial objects of this kind (a Job or a JobSet), or of one of them."""
+    base = (
+        f"/apis/{jobset.API_VERSION}/namespaces/{namespace}/{jobset.PLURAL}"
+        if kind == jobset.KIND
+        else f"/apis/batch/v1/namespaces/{namespace}/jobs"
+    )
+    return f"{base}/{name}" if name else base
 
 
 class Kube:
@@ -150,25 +160,24 @@ class Kube:
             raise KubeError(0, UNREACHABLE, f"{type(exc).__name__}: {exc}"[:500]) from None
 
     async def create_job(self, manifest: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        """Create a trial's Job. Strict field validation: an unknown or duplicate field in the
-        template is an error, never silently dropped; `dry_run` checks without creating."""
+        """Create a trial's Job (or JobSet, by the manifest's kind). Strict field validation: an unknown
+        or duplicate field in the template is an error, never silently dropped; `dry_run` checks without
+        creating."""
         namespace = manifest["metadata"]["namespace"]
         query = [("fieldValidation", "Strict")] + ([("dryRun", "All")] if dry_run else [])
-        return dict(await self._call("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", manifest, query=query))
+        path = trial_path(str(manifest.get("kind", "Job")), namespace)
+        return dict(await self._call("POST", path, manifest, query=query))
 
-    async def get_job(self, namespace: str, name: str) -> dict[str, Any]:
-        """One Job as it is now: to tell whose a name that is already taken is."""
-        return dict(await self._call("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"))
+    async def get_job(self, namespace: str, name: str, kind: str = "Job") -> dict[str, Any]:
+        """One trial Job (or JobSet) as it is now: to tell whose a name that is already taken is."""
+        return dict(await self._call("GET", trial_path(kind, namespace, name)))
 
-    async def patch_job(self, namespace: str, name: str, uid: str, patch: dict[str, Any]) -> None:
-        """Merge-patch the Job with this UID: the UID is a precondition, so a Job deleted and replaced
-        by someone else's under the same name is refused (409) rather than written to."""
+    async def patch_job(self, namespace: str, name: str, uid: str, patch: dict[str, Any], kind: str = "Job") -> None:
+        """Merge-patch the trial Job (or JobSet) with this UID: the UID is a precondition, so one deleted
+        and replaced by someone else's under the same name is refused (409) rather than written to."""
         meta = {**patch.get("metadata", {}), "uid": uid}
         await self._call(
-            "PATCH",
-            f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
-            {**patch, "metadata": meta},
-            content_type=MERGE_PATCH,
+            "PATCH", trial_path(kind, namespace, name), {**patch, "metadata": meta}, content_type=MERGE_PATCH
         )
 
     async def job_workloads(self, namespace: str, job_uids: list[str]) -> list[dict[str, Any]]:

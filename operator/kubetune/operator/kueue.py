@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubetune.api.spec import QUEUE_LABEL as QUEUE_LABEL
+from kubetune.api.template import QUEUE_LABEL as QUEUE_LABEL
 
 PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
@@ -39,8 +39,8 @@ GROUP = "kueue.x-k8s.io"
 VERSION = "v1beta2"
 """Served since Kueue v0.15, its storage version since v0.16 (v1beta1 support ends with v0.17)."""
 PLURAL = "workloads"
-_OWNER_KINDS = {("batch/v1", "Job")}
-"""The trial kinds whose Workloads the operator reads: only a trial's own Job makes one."""
+_OWNER_KINDS = {("batch/v1", "Job"), ("jobset.x-k8s.io/v1alpha2", "JobSet")}
+"""The trial kinds whose Workloads the operator reads: only a trial's own Job (or JobSet) makes one."""
 
 
 def queue_name(labels: Mapping[str, Any] | None) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubetune.api.spec import HyperParameterTuningJobSpec
+from kubetune.operator import jobset
 from kubetune.operator.names import SIDECAR_NAME
 from kubetune.operator.status import parse_rfc3339
 
@@ -37,25 +38,47 @@ def completion_index(pod: Mapping[str, Any] | None) -> int | None:
     return None
 
 
-def primary_pod(pods: Sequence[Mapping[str, Any]], index: int | None) -> Mapping[str, Any] | None:
+def primary_pod(
+    pods: Sequence[Mapping[str, Any]], index: int | None, replicated_job: str | None = None
+) -> Mapping[str, Any] | None:
     """The pod whose metrics and output count for the trial.
 
     In an Indexed Job (`index` is the primary completion index) it is the newest pod
     of that index: a retry of the primary is a new attempt, and a pod of another
-    index, however new, is never it. In a Job of one pod, the newest pod.
+    index, however new, is never it. In a Job of one pod, the newest pod. In a
+    JobSet (`replicated_job` names the primary's), only the pods of job 0 of that
+    replicated Job are candidates, and then the same holds.
     """
+    if replicated_job is not None:
+        pods = [p for p in pods if jobset.position(p) == (replicated_job, 0)]
     if index is None:
         return newest(pods)
     return newest([p for p in pods if completion_index(p) == index])
 
 
+def _slot(pod: Mapping[str, Any]) -> tuple[str, int, int]:
+    """Where a pod sits in its trial: (replicated Job, job index, completion index); a retry takes the same slot."""
+    where = jobset.position(pod) or ("", 0)
+    index = completion_index(pod)
+    return where[0], where[1], -1 if index is None else index
+
+
 def current_pods(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The newest pod of each completion index (of the Job, for one without indexes), lowest index first."""
-    by_index: dict[int, list[Mapping[str, Any]]] = {}
+    """The newest pod of each slot (completion index, and in a JobSet replicated Job and job index), in order."""
+    by_slot: dict[tuple[str, int, int], list[Mapping[str, Any]]] = {}
     for pod in pods:
-        index = completion_index(pod)
-        by_index.setdefault(-1 if index is None else index, []).append(pod)
-    return [latest for k in sorted(by_index) if (latest := newest(by_index[k])) is not None]
+        by_slot.setdefault(_slot(pod), []).append(pod)
+    return [latest for k in sorted(by_slot) if (latest := newest(by_slot[k])) is not None]
+
+
+def describe_slot(pod: Mapping[str, Any] | None) -> str | None:
+    """'index 1', or in a JobSet 'workers job 0 index 1': which rank a pod is, in the user's terms."""
+    index = completion_index(pod)
+    where = jobset.position(pod)
+    rank = f"index {index}" if index is not None else None
+    if where is None:
+        return rank
+    return f"{where[0]} job {where[1]}" + (f" {rank}" if rank else "")
 
 
 def trial_outcome(
@@ -76,7 +99,9 @@ def trial_outcome(
 
 
 def job_outcome(job: Mapping[str, Any]) -> tuple[bool, str] | None:
-    """(succeeded, reason) once the Job has finished, else None."""
+    """(succeeded, reason) once the trial's Job (or JobSet) has finished, else None."""
+    if job.get("kind") == jobset.KIND:
+        return jobset.outcome(job)
     for condition in job.get("status", {}).get("conditions") or []:
         if condition.get("status") != "True":
             continue
@@ -112,12 +137,20 @@ def sidecar_summary(pod: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
+def _training_status(pod: Mapping[str, Any] | None, container: str) -> Mapping[str, Any] | None:
+    """The status of a pod's training container: the one of that name, else its first container.
+
+    In a JobSet, another replicated Job's pod may name its training container
+    differently (trialjob.py gives that one the hyperparameters: template.trial_container).
+    """
+    statuses = [s for s in (pod or {}).get("status", {}).get("containerStatuses") or [] if isinstance(s, Mapping)]
+    return next((s for s in statuses if s.get("name") == container), statuses[0] if statuses else None)
+
+
 def _terminated(pod: Mapping[str, Any] | None, container: str) -> Mapping[str, Any] | None:
-    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
-        if status.get("name") == container:
-            state = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
-            return dict(state) if state else None
-    return None
+    status = _training_status(pod, container) or {}
+    state = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
+    return dict(state) if state else None
 
 
 def failed_pod(
@@ -146,16 +179,15 @@ def failed_pod(
 
 
 def trial_failure(job_reason: str, pod: Mapping[str, Any] | None, spec: HyperParameterTuningJobSpec) -> str:
-    primary = spec.primary_container["name"]
-    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
-        if status.get("name") != primary:
-            continue
-        terminated = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
+    status = _training_status(pod, spec.primary_container["name"])
+    if status is not None:
+        primary = str(status.get("name"))
+        terminated = _terminated(pod, primary)
         if terminated:
-            index = completion_index(pod)
+            slot = describe_slot(pod)
             where = (
-                f" of pod {(pod or {}).get('metadata', {}).get('name')} (index {index})"
-                if index is not None and spec.trial_template.multi_pod
+                f" of pod {(pod or {}).get('metadata', {}).get('name')} ({slot})"
+                if slot is not None and spec.trial_template.multi_pod
                 else ""
             )
             detail = f"container {primary}{where} exited with code {terminated.get('exitCode')}"
@@ -209,8 +241,8 @@ def trial_waiting(
     for pod in current_pods(pods) if multi_pod else [primary]:
         reason = waiting_for(job, pod)
         if reason is not None:
-            index = completion_index(pod)
-            return (f"index {index}: {reason}" if multi_pod and index is not None else reason), pod
+            slot = describe_slot(pod)
+            return (f"{slot}: {reason}" if multi_pod and slot is not None else reason), pod
     return None
 
 

@@ -108,6 +108,7 @@ class TuningJobRun(TrialCreation, QueuedTrials, StatusWriter):
         scrapes: list[tuple[Trial, TrialRuntime, str, int]] = []
         now = time.monotonic()
         primary_index = self.spec.trial_template.primary_index
+        primary_job = self.spec.trial_template.primary_replicated_job_name
         multi_pod = self.spec.trial_template.multi_pod
         for trial in self.tuner.running:
             if trial.id in self.uncreated:
@@ -127,7 +128,7 @@ class TuningJobRun(TrialCreation, QueuedTrials, StatusWriter):
             pods = self.deps.pods_of(self.namespace, runtime.job_name, runtime.job_uid)
             # The primary pod alone is scraped and read; another index's pod being replaced
             # changes nothing here, while a new primary pod is a new attempt.
-            pod = primary_pod(pods, primary_index)
+            pod = primary_pod(pods, primary_index, primary_job)
             uid = pod["metadata"].get("uid") if pod is not None else None
             if uid is not None and uid != runtime.pod_uid:
                 if runtime.pod_uid is not None:  # the Job ran the trial again: a new pod, a new series

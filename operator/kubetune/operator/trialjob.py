@@ -1,4 +1,4 @@
-"""A trial's batch/v1 Job, made from the tuning job's trialTemplate.
+"""A trial's batch/v1 Job (or JobSet), made from the tuning job's trialTemplate.
 
 The template's pod spec stays as written — GPU requests, node selectors,
 tolerations, volumes — except for what the trial needs: its hyperparameters
@@ -6,6 +6,11 @@ in the primary container's environment (the same variables `kubetune run`
 sets), a shared emptyDir, and the metrics sidecar as a native sidecar (an init
 container with restartPolicy Always), so the Job completes when training ends
 and the sidecar's last word still arrives.
+
+A JobSet trial's every replicated Job gets the same: each of its pods has the
+hyperparameters (in the container named like the primary container, else its
+first), the volume and the sidecar, so that every rank runs alike and any of
+them may call kubetune.report(); only the primary pod's are read (podstate.py).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from typing import Any
 from kubetune.api.delivery import TrialIdentity, trial_environment
 from kubetune.api.resource import API_VERSION, KIND
 from kubetune.api.spec import HyperParameterTuningJobSpec
+from kubetune.api.template import trial_container
 from kubetune.collector.sidecar import METRICS_FILE, SHARED_DIR
 from kubetune.engine import Trial, TrialStatus
+from kubetune.operator import jobset
 from kubetune.operator.kueue import queue_name
 from kubetune.operator.names import (
     HYPERPARAMETERS_ANNOTATION,
@@ -96,7 +103,7 @@ def build_trial_job(
     tuning_job = owner["name"]
     name = trial_job_name(tuning_job, trial.number, name_variant)
     template = spec.trial_template
-    job_spec = copy.deepcopy(template.spec)
+    body = copy.deepcopy(template.spec)
     metadata = copy.deepcopy(template.metadata)
     ours = {TUNING_JOB_LABEL: tuning_job, TRIAL_LABEL: str(trial.number)}
     labels = {**metadata.get("labels", {}), **ours, TRIAL_STATUS_LABEL: TrialStatus.RUNNING.value}
@@ -105,30 +112,26 @@ def build_trial_job(
         TRIAL_RECORD_ANNOTATION: json.dumps(record, separators=(",", ":")),
         HYPERPARAMETERS_ANNOTATION: json.dumps(dict(trial.hyperparameters), sort_keys=True),
     }
-    pod_template = job_spec.setdefault("template", {})
-    pod_meta = pod_template.setdefault("metadata", {})
-    pod_meta["labels"] = {**pod_meta.get("labels", {}), **ours}
-    pod = pod_template.setdefault("spec", {})
-    pod.setdefault("restartPolicy", "Never")
-    # The pod's sandbox process becomes PID 1, not the training script: a PID 1
-    # gets no default signal actions, so a Python trainer as PID 1 ignores the
-    # SIGTERM of a stop or an eviction and holds its GPU for the whole grace
-    # period. A template that sets the field itself keeps its choice, and one with
-    # hostPID gets none (the API server refuses the two together).
-    if not pod.get("hostPID"):
-        pod.setdefault("shareProcessNamespace", True)
-    _set_failure_policy(spec, job_spec, pod, queued=queue_name(labels) is not None)
-    if queue_name(labels):
-        # Kueue admits a Job by unsuspending it: created running, it would start before its quota was
-        # granted (Kueue's webhook suspends it too, where that webhook is installed).
-        job_spec["suspend"] = True
-    pod["volumes"] = [*pod.get("volumes", []), {"name": SHARED_VOLUME, "emptyDir": {}}]
+    queued = queue_name(labels) is not None
     identity = TrialIdentity(tuning_job, name, trial.number, f"{SHARED_DIR}/{METRICS_FILE}")
-    captured = _prepare_primary(spec, pod, trial, identity)
-    pod["initContainers"] = [*pod.get("initContainers", []), _sidecar_container(spec, sidecar)]
+    if template.jobset:
+        # Every replicated Job's pods get what a Job trial's pods get; the primary's says whether output is captured.
+        captured = True
+        for position, replicated in enumerate(body.get("replicatedJobs") or []):
+            job_spec = replicated.setdefault("template", {}).setdefault("spec", {})
+            prepared = _prepare_job(spec, job_spec, ours, trial, identity, sidecar, queued)
+            captured = prepared if position == template.primary_position else captured
+        api_version, kind = jobset.API_VERSION, jobset.KIND
+    else:
+        captured = _prepare_job(spec, body, ours, trial, identity, sidecar, queued)
+        api_version, kind = "batch/v1", "Job"
+    if queued:
+        # Kueue admits a Job (or JobSet) by unsuspending it: created running, it would start before its
+        # quota was granted (Kueue's webhook suspends it too, where that webhook is installed).
+        body["suspend"] = True
     manifest = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
+        "apiVersion": api_version,
+        "kind": kind,
         "metadata": {
             "name": name,
             "namespace": owner["namespace"],
@@ -145,9 +148,41 @@ def build_trial_job(
                 }
             ],
         },
-        "spec": job_spec,
+        "spec": body,
     }
     return TrialJob(manifest, captured)
+
+
+def _prepare_job(
+    spec: HyperParameterTuningJobSpec,
+    job_spec: dict[str, Any],
+    ours: dict[str, str],
+    trial: Trial,
+    identity: TrialIdentity,
+    sidecar: SidecarConfig,
+    queued: bool,
+) -> bool:
+    """Give one Job's pods what a trial needs; returns whether metricDefinitions can read their output."""
+    pod_template = job_spec.setdefault("template", {})
+    pod_meta = pod_template.setdefault("metadata", {})
+    pod_meta["labels"] = {**pod_meta.get("labels", {}), **ours}
+    pod = pod_template.setdefault("spec", {})
+    pod.setdefault("restartPolicy", "Never")
+    # The pod's sandbox process becomes PID 1, not the training script: a PID 1
+    # gets no default signal actions, so a Python trainer as PID 1 ignores the
+    # SIGTERM of a stop or an eviction and holds its GPU for the whole grace
+    # period. A template that sets the field itself keeps its choice, and one with
+    # hostPID gets none (the API server refuses the two together).
+    if not pod.get("hostPID"):
+        pod.setdefault("shareProcessNamespace", True)
+    container = trial_container(pod, spec.primary_container["name"])
+    if container is None:  # the spec's rules refuse a pod without containers; the API server would too
+        return False
+    _set_failure_policy(spec, job_spec, pod, str(container.get("name")), queued=queued)
+    pod["volumes"] = [*pod.get("volumes", []), {"name": SHARED_VOLUME, "emptyDir": {}}]
+    captured = _prepare_primary(spec, container, trial, identity)
+    pod["initContainers"] = [*pod.get("initContainers", []), _sidecar_container(spec, sidecar)]
+    return captured
 
 
 SIGTERM_EXIT = 143
@@ -155,7 +190,7 @@ SIGTERM_EXIT = 143
 
 
 def _set_failure_policy(
-    spec: HyperParameterTuningJobSpec, job_spec: dict[str, Any], pod: dict[str, Any], queued: bool = False
+    spec: HyperParameterTuningJobSpec, job_spec: dict[str, Any], pod: dict[str, Any], primary: str, queued: bool = False
 ) -> None:
     """Which pod failures count, unless the template says so itself.
 
@@ -178,7 +213,6 @@ def _set_failure_policy(
     if "podFailurePolicy" in job_spec or pod.get("restartPolicy") != "Never":
         return
     rules: list[dict[str, Any]] = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
-    primary = spec.primary_container["name"]
     if queued:
         rules.append(
             {"action": "Ignore", "onExitCodes": {"containerName": primary, "operator": "In", "values": [SIGTERM_EXIT]}}
@@ -192,10 +226,9 @@ def _set_failure_policy(
 
 
 def _prepare_primary(
-    spec: HyperParameterTuningJobSpec, pod: dict[str, Any], trial: Trial, identity: TrialIdentity
+    spec: HyperParameterTuningJobSpec, container: dict[str, Any], trial: Trial, identity: TrialIdentity
 ) -> bool:
-    primary_name = spec.primary_container["name"]
-    container = next(c for c in pod["containers"] if c["name"] == primary_name)
+    """The training container: its hyperparameters, the shared volume, and its output captured if need be."""
     ours = [{"name": k, "value": v} for k, v in trial_environment(trial.hyperparameters, identity).items()]
     ours.append({"name": "KUBETUNE_DIR", "value": SHARED_DIR})
     container["env"] = [*ours, *container.get("env", [])]

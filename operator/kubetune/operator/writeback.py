@@ -62,7 +62,9 @@ class JobRecords(RunState):
     async def _patch_own_job(self, runtime: TrialRuntime, patch: dict[str, Any]) -> None:
         """Patch the trial's Job if it is still the one this tuning job created (same UID); else it is gone."""
         try:
-            await self.deps.kube.patch_job(self.namespace, runtime.job_name, runtime.job_uid, patch)
+            await self.deps.kube.patch_job(
+                self.namespace, runtime.job_name, runtime.job_uid, patch, kind=self.spec.trial_template.kind.value
+            )
         except KubeError as exc:
             if not (exc.not_found or exc.conflict):  # deleted, or replaced by a Job that is not ours
                 raise

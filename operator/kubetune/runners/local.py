@@ -22,6 +22,7 @@ from typing import Any
 
 from kubetune.api.delivery import TrialIdentity, expand, trial_environment
 from kubetune.api.spec import HyperParameterTuningJobSpec, ParameterValue
+from kubetune.api.template import TrialTemplate
 from kubetune.collector.collector import MetricCollector, MetricsFileTail, explain_missing_objective
 from kubetune.engine import Trial, TrialStatus, Tuner
 from kubetune.engine.completion import Completion
@@ -150,13 +151,14 @@ class LocalRunner:
                 "trial.multi_pod",
                 logging.WARNING,
                 pods=template.pods_per_trial,
-                runs=f"only the primary pod (completion index {template.primary_index}) of each trial",
+                runs=f"only the primary pod ({_primary_described(template)}) of each trial",
                 reason="kubetune run runs each trial as one local process",
             )
         self._completion_index = template.primary_index
-        pod_spec = template.spec.get("template", {}).get("spec", {})
+        job_spec = template.primary_job_spec()[1]  # of a JobSet: the primary's replicated Job
+        pod_spec = job_spec.get("template", {}).get("spec", {})
         self._grace = float(pod_spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
-        deadline = spec.trial_template.spec.get("activeDeadlineSeconds")
+        deadline = job_spec.get("activeDeadlineSeconds")
         self._trial_deadline = float(deadline) if deadline else None
         self._running: dict[str, _Process] = {}
         self._interrupted = False
@@ -498,3 +500,10 @@ def result_document(runner: LocalRunner) -> dict[str, Any]:
         "trials": trials,
         "history": tuner.history(),
     }
+
+
+def _primary_described(template: TrialTemplate) -> str:
+    """'completion index 0', or for a JobSet 'completion index 0 of job 0 of replicated Job leader'."""
+    index = f"completion index {template.primary_index}"
+    name = template.primary_replicated_job_name
+    return f"{index} of job 0 of replicated Job {name}" if name else index

@@ -73,7 +73,9 @@ class OperatorProcess:
                 self.process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise AssertionError(f"the operator ignored SIGTERM for {STOP_SECONDS}s (killed); log: {self.log_path}") from None
+                raise AssertionError(
+                    f"the operator ignored SIGTERM for {STOP_SECONDS}s (killed); log: {self.log_path}"
+                ) from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -110,8 +112,15 @@ def tuning_job(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 def example(name: str, **changes: Any) -> dict[str, Any]:
     """An example from manifests/examples with this checkout's image and top-level spec fields changed."""
     resource = yaml.safe_load((EXAMPLES / name).read_text())
-    for container in resource["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"]:
-        container["image"] = IMAGE
+    template = resource["spec"]["trialTemplate"]
+    jobs = (
+        [r["template"]["spec"] for r in template["spec"]["replicatedJobs"]]
+        if template.get("kind") == "JobSet"
+        else [template["spec"]]
+    )
+    for job in jobs:  # a Job's pod template, or each of a JobSet's
+        for container in job["template"]["spec"]["containers"]:
+            container["image"] = IMAGE
     resource["spec"].update(changes)
     return dict(resource)
 
