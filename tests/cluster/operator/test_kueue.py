@@ -32,6 +32,7 @@ from .harness import (
     wait_for_end,
     wait_until,
 )
+from .test_jobset import jobset_trials, jobsets_of
 
 pytestmark = pytest.mark.cluster
 
@@ -42,10 +43,12 @@ CLUSTER_QUEUE = "gpus"
 
 @pytest.fixture(scope="module")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """Kueue first, then the operator, in the order a cluster admin installs them: kopf serves the
-    Workloads whose CRD it finds at its start (installed later, the operator must be restarted)."""
+    """Kueue (and JobSet) first, then the operator, in the order a cluster admin installs them: kopf
+    serves the Workloads and JobSets whose CRDs it finds at its start (installed later, the operator
+    must be restarted)."""
     if not cluster.local:
         pytest.skip("needs the local cluster's Kueue")
+    cluster.start_jobset()
     cluster.start_kueue()
     kubeconfig = install_operator_access(cluster)
     process = OperatorProcess(
@@ -114,8 +117,8 @@ def trial_jobs(cluster: Any, namespace: str, name: str) -> dict[str, dict[str, A
     return {j["metadata"]["name"]: j for j in jobs}
 
 
-def admitted_workloads(cluster: Any) -> int:
-    status = json.loads(cluster.kubectl("get", "clusterqueues.kueue.x-k8s.io", CLUSTER_QUEUE, "-o", "json").stdout)
+def admitted_workloads(cluster: Any, queue: str = CLUSTER_QUEUE) -> int:
+    status = json.loads(cluster.kubectl("get", "clusterqueues.kueue.x-k8s.io", queue, "-o", "json").stdout)
     return int(status.get("status", {}).get("admittedWorkloads", 0))
 
 
@@ -424,3 +427,49 @@ def test_a_multi_pod_trial_is_admitted_as_one_workload(queues: Any, namespace: s
     first, second = sorted(jobs.values(), key=lambda j: j["status"]["startTime"])
     met = condition(first, "SuccessCriteriaMet").get("lastTransitionTime") or first["status"]["completionTime"]
     assert second["status"]["startTime"] >= met, (first["status"], second["status"])
+
+
+def test_a_queued_jobset_trial_is_admitted_whole_and_stopped_through_its_workload(
+    queues: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster = queues
+    for obj in cpu_queue(namespace):
+        apply(cluster, namespace, obj)
+    name = "sets-queued"
+    resource = jobset_trials(name, "hang", 2)
+    template = resource["spec"]["trialTemplate"]
+    template["metadata"] = {"labels": {QUEUE_LABEL: "cpus"}}
+    for replicated in template["spec"]["replicatedJobs"]:  # 3 pods of 500m: the whole 1.5 CPUs of the queue
+        for train in replicated["template"]["spec"]["template"]["spec"]["containers"]:
+            train["resources"] = {"requests": {"cpu": "500m"}}
+    watch = PodWatch(cluster, namespace, name)
+    try:
+        apply(cluster, namespace, resource)
+
+        def one_runs_one_waits() -> dict[str, dict[str, Any]] | None:
+            sets = {s["metadata"]["name"]: s for s in jobsets_of(cluster, namespace, name)}
+            running = [n for n, s in sets.items() if record_of(s).get("reports")]
+            message = condition({"status": status_of(cluster, namespace, name)}, "TrialsPending").get("message", "")
+            return sets if len(sets) == 2 and len(running) == 1 and "quota" in message else None
+
+        sets = wait_until(one_runs_one_waits, 120, "one JobSet trial running and one waiting on the quota", operator)
+        running = next(n for n, s in sets.items() if record_of(s).get("reports"))
+        cluster.kubectl("-n", namespace, "patch", "hyperparametertuningjob", name, "--type=merge",
+                        "-p", '{"spec": {"stopped": true}}')  # fmt: skip
+        status = wait_for_end(cluster, namespace, name, operator, timeout=120)
+        assert status["hyperParameterTuningJobStatus"] == "Stopped", status
+        wait_until(lambda: admitted_workloads(cluster, "cpus") == 0, 60, "the ClusterQueue to hold nothing", operator)
+        time.sleep(5)  # long enough for Kueue to admit the waiting trial had it not been deactivated
+    finally:
+        watch.stop()
+    by_owner = workloads(cluster, namespace)
+    for set_name in sets:  # one Workload per JobSet, for all its pods, deactivated by the stop
+        workload = by_owner[set_name]
+        counts = sorted((p["name"], p["count"]) for p in workload["spec"]["podSets"])
+        assert counts == [("leader", 1), ("workers", 2)], counts
+        assert workload["spec"]["active"] is False, workload["spec"]
+    pods_by_set = {
+        n: [uid for job, uids in watch.seen.items() if job.startswith(f"{n}-") for uid in uids] for n in sets
+    }
+    assert len(pods_by_set[running]) == 3, watch.seen  # the admitted trial ran its three pods, once each
+    assert all(not pods for n, pods in pods_by_set.items() if n != running), watch.seen  # the other, none ever
