@@ -127,10 +127,7 @@ def test_hyperband_under_a_gpu_quota_smaller_than_its_parallelism(
 ) -> None:
     cluster = queues
     name = "digits-hyperband-queued"
-    resource = example(
-        "kueue/hyperband.yaml",
-        resourceLimits={"maxNumberOfTrainingJobs": 9, "maxParallelTrainingJobs": 3},
-    )
+    resource = example("kueue/hyperband.yaml")  # as it stands: 9 trials, 3 created at a time, one GPU
     watch = PodWatch(cluster, namespace, name)
     try:
         apply(cluster, namespace, resource)
