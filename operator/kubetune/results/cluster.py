@@ -1,4 +1,4 @@
-"""Read a tuning job and its trial Jobs from the cluster into TuningResults.
+"""Read a tuning job and its trial Jobs (or JobSets) from the cluster into TuningResults.
 
 The cluster is the database: each trial Job carries its record (hyperparameters,
 reports, outcome) in an annotation. Jobs are listed a page at a time (the list
@@ -22,6 +22,7 @@ from urllib3.exceptions import HTTPError
 from kubetune.api.resource import GROUP, PLURAL, VERSION
 from kubetune.api.spec import ObjectiveType, parse_spec
 from kubetune.errors import ResultsError, SpecError
+from kubetune.operator import jobset
 from kubetune.operator.names import TUNING_JOB_LABEL
 from kubetune.operator.ownership import controlled_by
 from kubetune.operator.records import read_record, trial_number
@@ -48,7 +49,8 @@ def load_tuning_job(api: client.ApiClient, namespace: str, name: str, page_size:
         raise ResultsError(f"{where}: its spec is invalid: {exc}") from None
     status = resource.get("status") or {}
     uid = resource["metadata"]["uid"]
-    rows = [row for job in trial_jobs(api, namespace, name, page_size) if (row := _row(job, uid)) is not None]
+    kind = spec.trial_template.kind.value
+    rows = [row for job in trial_jobs(api, namespace, name, page_size, kind) if (row := _row(job, uid)) is not None]
     rows.sort(key=lambda r: r.number)
     return TuningResults(
         name=name,
@@ -64,23 +66,26 @@ def load_tuning_job(api: client.ApiClient, namespace: str, name: str, page_size:
 
 
 def trial_jobs(
-    api: client.ApiClient, namespace: str, name: str, page_size: int = PAGE_SIZE
+    api: client.ApiClient, namespace: str, name: str, page_size: int = PAGE_SIZE, kind: str = "Job"
 ) -> Iterator[dict[str, Any]]:
-    """Every Job labelled with the tuning job's name, page by page."""
-    batch = client.BatchV1Api(api)
+    """Every trial object (Job, or JobSet for a JobSet template) labelled with the tuning job's name, page by page."""
+    batch, custom = client.BatchV1Api(api), client.CustomObjectsApi(api)
     token: str | None = None
     while True:
         try:
-            response = batch.list_namespaced_job(
-                namespace,
-                label_selector=f"{TUNING_JOB_LABEL}={name}",
-                limit=page_size,
-                _continue=token,
-                _preload_content=False,
-            )
+            selector = f"{TUNING_JOB_LABEL}={name}"
+            if kind == jobset.KIND:
+                response = custom.list_namespaced_custom_object(
+                    jobset.GROUP, jobset.VERSION, namespace, jobset.PLURAL,
+                    label_selector=selector, limit=page_size, _continue=token, _preload_content=False,
+                )  # fmt: skip
+            else:
+                response = batch.list_namespaced_job(
+                    namespace, label_selector=selector, limit=page_size, _continue=token, _preload_content=False
+                )
         except ApiException as exc:
             raise ResultsError(
-                f"trial Jobs of {name} in {namespace}: the API server said {exc.status} {exc.reason}"
+                f"trial {kind}s of {name} in {namespace}: the API server said {exc.status} {exc.reason}"
             ) from None
         page = json.loads(cast(Any, response).data)  # the raw urllib3 response (_preload_content=False)
         yield from page.get("items", [])
@@ -119,7 +124,9 @@ def _ended(status: Mapping[str, Any]) -> float | None:
     ends = [
         c.get("lastTransitionTime")
         for c in status.get("conditions") or []
-        if c.get("type") in ("Complete", "Failed", "Suspended", "FailureTarget") and c.get("status") == "True"
+        # a Job's, or a JobSet's (Completed)
+        if c.get("type") in ("Complete", "Completed", "Failed", "Suspended", "FailureTarget")
+        and c.get("status") == "True"
     ]
     return _time(ends[0]) if ends else None
 

@@ -10,6 +10,8 @@ be a worker's.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -165,6 +167,17 @@ def test_jobset_trials_score_the_leader_and_fail_as_their_jobset(
         for pod in pods:  # every pod got the hyperparameters, in its own training container
             train = pod["spec"]["containers"][0]
             assert {"name": "HP_X", "value": str(x)} in train["env"], (pod["metadata"]["name"], train["name"])
+
+    # `kubetune trials` reads the JobSets as it reads Jobs: every trial, with the leader's value.
+    cli = subprocess.run(
+        [sys.executable, "-m", "kubetune.cli", "trials", "sets-ok", "-n", namespace,
+         "--kubeconfig", str(cluster.kubeconfig), "-o", "json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    rows = json.loads(cli.stdout)
+    assert sorted(r["name"] for r in rows) == sorted(s["metadata"]["name"] for s in sets), rows
+    assert all(r["status"] == "Completed" and r["score"] < 1000 for r in rows), rows  # the metric, by name
 
     status = wait_for_end(cluster, namespace, "sets-fail", operator, timeout=240)
     assert status["trainingJobStatusCounters"]["nonRetryableError"] == 1, status
