@@ -25,8 +25,9 @@ demo: setup
 	$(BIN)/kubetune run manifests/examples/random.yaml
 
 ## Lint, type-check, check the layers, build the local cluster and the image, run every test.
+## The slowest tests are listed at the end: CI's time is a target (e2e/README.md, "Time").
 test: setup lint cluster-binaries image browser
-	$(BIN)/python -m pytest $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) --durations=30
 
 ## The cluster tests only: on the local cluster, or with KUBETUNE_E2E_KUBECONFIG=path (and
 ## KUBETUNE_E2E_IMAGE=image) on that cluster instead, kind or any (e2e/kind.sh does this).

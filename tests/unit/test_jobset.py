@@ -268,3 +268,37 @@ def test_a_jobsets_pods_are_those_its_child_jobs_made_not_those_that_claim_its_l
     indexes.jobs = _Index({("ns", "tj-name"): [job_body]})  # type: ignore[assignment]
     indexes.jobsets = _Index({("ns", "tj-name"): [jobset_body]})  # type: ignore[assignment]
     assert indexes.jobs_of("ns", "tj-name", "tj") == [job_body, jobset_body]
+
+
+# -- locally --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kubetune_run_runs_the_primary_pod_of_each_jobset_trial(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    def role(name: str, container: str, word: str) -> dict[str, Any]:
+        job = replicated(name, container)
+        script = f"from kubetune import report; print('{word}', flush=True); report(step=1, loss=1.0)"
+        job["template"]["spec"]["template"]["spec"]["containers"][0]["command"] = [sys.executable, "-c", script]
+        return job
+
+    spec = jobset_spec(role("leader", "train", "i-am-the-leader"), role("workers", "worker", "i-am-a-worker"))
+    spec["resourceLimits"] = {"maxNumberOfTrainingJobs": 2, "maxParallelTrainingJobs": 2}
+    spec["parameterRanges"] = {"integerParameterRanges": [{"name": "layers", "minValue": 1, "maxValue": 8}]}
+    spec["staticHyperParameters"] = {}
+    resource = {"apiVersion": "kubetune.io/v1alpha1", "kind": "HyperParameterTuningJob",
+                "metadata": {"name": "sets"}, "spec": spec}  # fmt: skip
+    (tmp_path / "sets.yaml").write_text(yaml.safe_dump(resource))
+    result = subprocess.run(
+        [sys.executable, "-m", "kubetune.cli", "run", "sets.yaml", "-o", "out.json", "--trial-dir", "trials"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "completion index 0 of job 0 of replicated Job leader" in result.stderr, result.stderr
+    logs = sorted((tmp_path / "trials").glob("*.log"))
+    assert len(logs) == 2 and all("i-am-the-leader" in log.read_text() for log in logs)
+    assert not any("i-am-a-worker" in log.read_text() for log in logs)
