@@ -387,3 +387,38 @@ def test_pod_security_refuses_the_hostile_trial_pods_and_runs_the_restricted_exa
     hostile_pods = get(cluster, namespace, "pods", selector=f"batch.kubernetes.io/job-name={trial}")["items"]
     assert hostile_pods == []
     assert status_of(cluster, namespace, "hostile").get("hyperParameterTuningJobStatus") != "Completed"
+
+
+def as_jobset(resource: dict[str, Any]) -> dict[str, Any]:
+    """The tuning job with its Job template made the one replicated Job of a JobSet template, suspended (no pods)."""
+    job = resource["spec"]["trialTemplate"]["spec"]
+    job.pop("suspend", None)
+    resource["spec"]["trialTemplate"] = {
+        "kind": "JobSet",
+        "spec": {"suspend": True, "replicatedJobs": [{"name": "leader", "replicas": 1, "template": {"spec": job}}]},
+    }
+    return resource
+
+
+def test_a_jobset_template_needs_the_right_to_create_jobsets_not_jobs(
+    cluster: Any, namespace: str, policy: None
+) -> None:
+    job_rights = [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}]
+    jobset_rights = [{"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"], "verbs": ["create"]}]
+    bob = make_tenant(cluster, namespace, "bob", rules=tuning_jobs_only(["create", "get"]) + job_rights)
+    refused = bob.kubectl("create", "-f", "-", input=json.dumps(as_jobset(small_random("sets"))))
+    assert refused.returncode != 0 and POLICY in refused.stderr, refused.stderr
+    assert f'user "{bob.username}" may not create jobsets.jobset.x-k8s.io in namespace "{namespace}"' in refused.stderr
+    assert "its trialTemplate has kind JobSet" in refused.stderr, refused.stderr
+
+    carol = make_tenant(cluster, namespace, "carol", rules=tuning_jobs_only(["create", "get"]) + jobset_rights)
+    created = carol.kubectl("create", "-f", "-", input=json.dumps(as_jobset(small_random("sets"))))
+    assert created.returncode == 0, created.stderr  # a JobSet template makes no Job: the right to create Jobs is moot
+
+    # A replicated Job's own metadata, or its pods', may name no namespace either, whoever writes it.
+    elsewhere = as_jobset(small_random("sets-elsewhere"))
+    replicated = elsewhere["spec"]["trialTemplate"]["spec"]["replicatedJobs"][0]
+    replicated["template"]["spec"]["template"]["metadata"] = {"namespace": "kube-system"}
+    result = admin_may_create(cluster, namespace, elsewhere)
+    assert result.returncode != 0 and POLICY in result.stderr, result.stderr
+    assert "replicatedJobs[].template.spec.template.metadata must set neither namespace" in result.stderr
