@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubetune.engine import TrialStatus
+from kubetune.engine import Trial, TrialStatus
 from kubetune.logs import decision
 from kubetune.operator import kueue
 from kubetune.operator.kube import KubeError
@@ -42,6 +42,18 @@ _RELEASED = {TrialStatus.STOPPED.value, TrialStatus.FAILED.value}
 
 class QueuedTrials(JobRecords):
     """The part of a TuningJobRun that stops Kueue-queued trials in the way Kueue respects."""
+
+    def _waiting_first(self, trials: Sequence[Trial]) -> list[Trial]:
+        """The trials in the order to stop them all at once: those still waiting to run first.
+
+        Under Kueue, stopping a trial that holds quota frees it, and Kueue admits
+        the next waiting Workload at once; had that been one of this job's, about
+        to be stopped a moment later (each stop is a few requests: more than a
+        second on a loaded API server), its pod would start and be killed. A
+        trial that waits holds nothing, so the waiting ones are released first,
+        and the quota freed last goes to someone else's work.
+        """
+        return sorted(trials, key=lambda t: (r := self.trials.get(t.id)) is not None and r.job_name not in self.pending)
 
     def _workload(self, job_uid: str) -> Mapping[str, Any] | None:
         """The trial Job's Workload: from the watch, else as last asked of the API server."""

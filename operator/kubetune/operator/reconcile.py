@@ -88,7 +88,7 @@ class TuningJobRun(TrialCreation, QueuedTrials, StatusWriter):
                 if stopped_by_user
                 else f"the tuning job completed: {completion.message if completion else ''}"
             )
-            for trial in self.tuner.running:
+            for trial in self._waiting_first(self.tuner.running):
                 await self._stop(trial, reason, by_tuner=False)
         else:
             await self._start_trials()

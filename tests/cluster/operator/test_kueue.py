@@ -253,7 +253,8 @@ def test_a_preempted_trial_runs_again_and_spends_no_budget(
 ) -> None:
     cluster = queues
     name = "preempted"
-    resource = gpu_trials(name, budget=1, parallel=1)
+    # 20 s of training: on a loaded machine, a shorter trial could end on its own before Kueue's eviction lands.
+    resource = gpu_trials(name, budget=1, parallel=1, steps=40)
     watch = PodWatch(cluster, namespace, name)
     try:
         apply(cluster, namespace, resource)
@@ -280,7 +281,7 @@ def test_a_preempted_trial_runs_again_and_spends_no_budget(
     jobs = trial_jobs(cluster, namespace, name)
     assert list(jobs) == [trial]  # the budget of one trial, spent once
     record = record_of(jobs[trial])
-    assert record["status"] == "Completed" and record["value"] == 20, record
+    assert record["status"] == "Completed" and record["value"] == 40, record  # the last of its 40 steps
     [attempt] = record["attempts"]
     assert attempt["reason"].startswith("evicted by Kueue: Preempted"), attempt
     assert len(watch.seen[trial]) == 2, watch.seen  # the preempted pod, and the one that finished
@@ -417,13 +418,20 @@ def test_a_multi_pod_trial_is_admitted_as_one_workload(queues: Any, namespace: s
         [pod_set] = by_job[job_name]["spec"]["podSets"]
         assert pod_set["count"] == 2, pod_set
         assert len(watch.seen[job_name]) == 2, watch.seen  # both ranks, once each
-    # The quota had room for one more 500m pod while the first trial ran, but not for the whole second
-    # trial: Kueue held it back, whole, until the first finished and released its 1000m.
-    # Kueue releases a Job's quota once the Job controller sets SuccessCriteriaMet, which comes before Complete
-    # (and its completionTime) by up to a second: that is the moment the first trial stopped holding its CPUs.
+    # The quota had room for one more 500m pod while the first trial ran both its pods, but not for the
+    # whole second trial: Kueue held it back, whole, until the first released quota. A rank that has
+    # succeeded is reclaimable (Kueue's reclaimablePods), so that is when the first rank of the first
+    # trial finished, not when its Job completed.
     first, second = sorted(jobs.values(), key=lambda j: j["status"]["startTime"])
-    met = condition(first, "SuccessCriteriaMet").get("lastTransitionTime") or first["status"]["completionTime"]
-    assert second["status"]["startTime"] >= met, (first["status"], second["status"])
+    ranks = get(cluster, namespace, "pods", selector=f"job-name={first['metadata']['name']}")["items"]
+    finished = [
+        s["state"]["terminated"]["finishedAt"]
+        for pod in ranks
+        for s in pod["status"].get("containerStatuses", [])
+        if s["name"] == "train" and "terminated" in s.get("state", {})
+    ]
+    assert len(finished) == 2, ranks
+    assert second["status"]["startTime"] >= min(finished), (finished, second["status"])
 
 
 def test_a_queued_jobset_trial_is_admitted_whole_and_stopped_through_its_workload(
