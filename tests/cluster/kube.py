@@ -65,3 +65,20 @@ def container_status(pod: dict[str, Any], name: str) -> dict[str, Any]:
 
 def job_pods(cluster: Kubectl, namespace: str, job: str) -> list[dict[str, Any]]:
     return list(get(cluster, "pods", "-n", namespace, "-l", f"job-name={job}").get("items", []))
+
+
+def install_crd(cluster: Kubectl, path: str, name: str = "hyperparametertuningjobs.kubetune.io") -> None:
+    """Apply a CRD and wait until the API server serves it (Established).
+
+    Polled here rather than with `kubectl wait --for=condition=Established`: kubectl 1.34
+    fails at once ("status.conditions accessor error: <nil>") when it reads the CRD before
+    the API server has written any condition, which a loaded machine makes likely.
+    """
+    cluster.kubectl("apply", "--server-side", "-f", path)
+
+    def established() -> bool:
+        crd = get(cluster, "crd", name)
+        found = condition(crd, "Established") if crd else None
+        return bool(found and found.get("status") == "True")
+
+    wait_for(established, 60, what=f"CRD {name} to be Established")

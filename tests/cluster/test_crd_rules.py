@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.kube import install_crd
 from tests.unit.crd_rule_cases import CASES, Case, valid_spec
 
 pytestmark = pytest.mark.cluster
@@ -35,8 +36,7 @@ def resource(spec: dict[str, Any]) -> str:
 def crd_installed(cluster: Any) -> Any:
     # The API server compiles every rule and checks its cost estimate here: a rule it
     # cannot compile or afford fails the whole CRD, and this fixture with it.
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io")
+    install_crd(cluster, str(CRD), "hyperparametertuningjobs.kubetune.io")
     return cluster
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.kube import install_crd
+
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +56,7 @@ def test_example_validates_and_the_api_server_accepts_it(
         [sys.executable, "-m", "kubetune.cli", "validate", str(path)], capture_output=True, text=True, timeout=60
     )
     assert local.returncode == 0, f"{where}: kubetune validate says\n{local.stdout}{local.stderr}"
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io")
+    install_crd(cluster, str(CRD), "hyperparametertuningjobs.kubetune.io")
     resource = yaml.safe_load(text)
     resource["metadata"].pop("namespace", None)
     result = cluster.kubectl(

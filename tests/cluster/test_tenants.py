@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.kube import install_crd
 from tests.cluster.operator.harness import (
     CHART,
     CRD,
@@ -162,8 +163,7 @@ def _grants_tuning_jobs(cluster: Any, role: str) -> bool:
 def policy(cluster: Any) -> Iterator[None]:
     """The chart's policy and roles, in force: a template naming a namespace is refused, edit includes tuning jobs."""
     objects = chart_objects(cluster)
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{HPTJ}", "--timeout=30s")
+    install_crd(cluster, str(CRD), HPTJ)
     cluster.kubectl("apply", "-f", "-", input=objects)
     probe_namespace = f"tenants-probe-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", probe_namespace)

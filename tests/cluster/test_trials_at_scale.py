@@ -23,6 +23,8 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from tests.cluster.kube import install_crd
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,8 +60,11 @@ def job(name: str, uid: str, number: int) -> dict[str, Any]:
 
 
 def test_ten_thousand_trials_are_listed_page_by_page(cluster: Any, namespace: str) -> None:
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "hyperparametertuningjobs.kubetune.io.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io", "--timeout=30s")
+    install_crd(
+        cluster,
+        str(ROOT / "crds" / "hyperparametertuningjobs.kubetune.io.yaml"),
+        "hyperparametertuningjobs.kubetune.io",
+    )
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     resource = yaml.safe_load((ROOT / "manifests" / "examples" / "random.yaml").read_text())
     resource["metadata"] = {"name": "big"}

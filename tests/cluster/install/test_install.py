@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.kube import install_crd
 from tests.cluster.operator.harness import (
     CHART,
     CRD,
@@ -178,8 +179,7 @@ def test_uninstall_leaves_no_operator_objects_but_keeps_the_crd(cluster: Any, re
 def test_per_namespace_rbac_is_enough(cluster: Any, namespace: str, tmp_path: Path) -> None:
     """watchNamespaces: the operator runs with Roles in the watched namespace only, and that suffices."""
     home = "kubetune-scoped"
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io", "--timeout=30s")
+    install_crd(cluster, str(CRD), "hyperparametertuningjobs.kubetune.io")
     cluster.kubectl("create", "namespace", home, check=False)
     access = chart_access(cluster, home, "--set", f"watchNamespaces={{{namespace}}}")
     cluster.kubectl("apply", "-f", "-", input=access)

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from tests.cluster.kube import install_crd
+
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "manifests" / "examples"
 CRD = ROOT / "crds" / "hyperparametertuningjobs.kubetune.io.yaml"
@@ -93,8 +95,7 @@ def chart_access(cluster: Any, namespace: str, *helm_args: str) -> str:
 
 def install_operator_access(cluster: Any) -> Path:
     """CRD, namespace, and the chart's ServiceAccount and RBAC (nothing more); returns the ServiceAccount's kubeconfig."""
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/hyperparametertuningjobs.kubetune.io", "--timeout=30s")
+    install_crd(cluster, str(CRD), "hyperparametertuningjobs.kubetune.io")
     cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
     cluster.kubectl("apply", "-f", "-", input=chart_access(cluster, OPERATOR_NAMESPACE))
     return Path(cluster.serviceaccount_kubeconfig(OPERATOR_NAMESPACE, "kubetune-operator"))
