@@ -414,7 +414,7 @@ def test_the_trust_region_follows_turbos_rule_over_the_results_in_order() -> Non
     assert tr.length == TRUST_START  # collapsed: starts again
 
 
-def test_in_high_dimensions_suggestions_stay_in_the_trust_region_and_restores_are_exact() -> None:
+def test_in_high_dimensions_sequential_suggestions_stay_in_the_trust_region_and_restores_are_exact() -> None:
     from kubetune.engine.strategies.bayesian import _Model, _trust_box
 
     original = drive(Tuner(sphere16_spec(budget=40, parallel=3)), sphere, trials=26)
@@ -422,16 +422,19 @@ def test_in_high_dimensions_suggestions_stay_in_the_trust_region_and_restores_ar
     assert isinstance(strategy, BayesianStrategy)
     state = original._search_state()
     strategy._history.update(state)
-    model = _Model.build(strategy, state, np.random.default_rng(0))
+    assert _Model.build(strategy, state, np.random.default_rng(0)).box is None  # type: ignore[union-attr]
+    model = _Model.build(strategy, state, np.random.default_rng(0), sequential=True)
     assert model is not None and model.box is not None
     lo, hi = _trust_box(model.centres[0], model.gp.hp.log_ls, strategy.codec.is_cat, strategy._history.trust.length)
     assert np.array_equal(model.box[0], lo) and np.array_equal(model.box[1], hi)
     assert (hi - lo).min() < 1.0  # a real restriction
-    running = original.ask(2)
-    for t in running:
-        u = strategy.codec.unit(strategy.codec.rows([t.tuned]))[0]
-        assert np.all(u >= lo - 1e-9) and np.all(u <= hi + 1e-9)
+    history = json.loads(json.dumps(original.history()))
+    running = original.ask(1)  # sequential: in the box
+    u = strategy.codec.unit(strategy.codec.rows([running[0].tuned]))[0]
+    assert np.all(u >= lo - 1e-9) and np.all(u <= hi + 1e-9)
+    restored = Tuner(sphere16_spec(budget=40, parallel=3), history=history)
+    assert [t.tuned for t in restored.ask(1)] == [t.tuned for t in running]
     history = json.loads(json.dumps(original.history()))
     restored = Tuner(sphere16_spec(budget=40, parallel=3), history=history)
     assert [t.tuned for t in restored.running] == [t.tuned for t in running]
-    assert [t.tuned for t in restored.ask(1)] == [t.tuned for t in original.ask(1)]
+    assert [t.tuned for t in restored.ask(2)] == [t.tuned for t in original.ask(2)]
