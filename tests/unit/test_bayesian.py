@@ -373,3 +373,68 @@ def test_a_configuration_seen_since_the_last_ask_is_never_suggested_again() -> N
     assert sorted(o.config["k"] for o in observations) == list(range(6))
     assert strategy.suggest(SearchState(space, observations, [], [], 6), 1, seed=1) == []
     assert state.observations is observations
+
+
+# -- trust region (high dimensions) ----------------------------------------------------------------
+
+
+def sphere16_spec(**kw: Any) -> dict[str, Any]:
+    names = [f"x{i}" for i in range(16)]
+    return spec(
+        continuous=[{"name": n, "minValue": -5.0, "maxValue": 10.0, "scalingType": "Linear"} for n in names], **kw
+    )
+
+
+def sphere(c: Mapping[str, Any]) -> float:
+    return float(sum((float(v) - 1.0) ** 2 for v in c.values()))
+
+
+def test_the_trust_region_follows_turbos_rule_over_the_results_in_order() -> None:
+    from kubetune.engine.strategies.bayesian import TRUST_MIN, TRUST_START, TrustRegion
+
+    tr = TrustRegion()
+    tr.tell(10.0, False, 4)  # the initial design sets the best but does not count
+    assert (tr.length, tr.successes, tr.failures) == (TRUST_START, 0, 0)
+    for loss in (9.0, 8.0, 7.0):
+        tr.tell(loss, True, 4)
+    assert tr.length == 2 * TRUST_START  # three successes in a row double it
+    tr.tell(6.0, True, 4)
+    tr.tell(6.999, True, 4)  # a failure resets the run of successes
+    tr.tell(5.0, True, 4)
+    tr.tell(4.0, True, 4)
+    assert tr.length == 2 * TRUST_START
+    for _ in range(4):
+        tr.tell(4.0, True, 4)  # not better by 0.1%: failures
+    assert tr.length == TRUST_START
+    while tr.length >= 2 * TRUST_MIN:
+        for _ in range(4):
+            tr.tell(4.0, True, 4)
+    for _ in range(4):
+        tr.tell(4.0, True, 4)
+    assert tr.length == TRUST_START  # collapsed: starts again
+
+
+def test_in_high_dimensions_sequential_suggestions_stay_in_the_trust_region_and_restores_are_exact() -> None:
+    from kubetune.engine.strategies.bayesian import _Model, _trust_box
+
+    original = drive(Tuner(sphere16_spec(budget=40, parallel=3)), sphere, trials=26)
+    strategy = original._strategy
+    assert isinstance(strategy, BayesianStrategy)
+    state = original._search_state()
+    strategy._history.update(state)
+    assert _Model.build(strategy, state, np.random.default_rng(0)).box is None  # type: ignore[union-attr]
+    model = _Model.build(strategy, state, np.random.default_rng(0), sequential=True)
+    assert model is not None and model.box is not None
+    lo, hi = _trust_box(model.centres[0], model.gp.hp.log_ls, strategy.codec.is_cat, strategy._history.trust.length)
+    assert np.array_equal(model.box[0], lo) and np.array_equal(model.box[1], hi)
+    assert (hi - lo).min() < 1.0  # a real restriction
+    history = json.loads(json.dumps(original.history()))
+    running = original.ask(1)  # sequential: in the box
+    u = strategy.codec.unit(strategy.codec.rows([running[0].tuned]))[0]
+    assert np.all(u >= lo - 1e-9) and np.all(u <= hi + 1e-9)
+    restored = Tuner(sphere16_spec(budget=40, parallel=3), history=history)
+    assert [t.tuned for t in restored.ask(1)] == [t.tuned for t in running]
+    history = json.loads(json.dumps(original.history()))
+    restored = Tuner(sphere16_spec(budget=40, parallel=3), history=history)
+    assert [t.tuned for t in restored.running] == [t.tuned for t in running]
+    assert [t.tuned for t in restored.ask(2)] == [t.tuned for t in original.ask(2)]

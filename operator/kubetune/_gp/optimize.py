@@ -34,12 +34,18 @@ def candidates(
     centres: FloatArray,
     log_ls: FloatArray,
     n_choices: np.ndarray,
+    box: tuple[FloatArray, FloatArray] | None = None,
 ) -> FloatArray:
-    """Z: (n_global + n_local, d). `centres` (k, d) best first; `n_choices` (d,) is 0 for non-categorical columns."""
+    """Z: (n_global + n_local, d). `centres` (k, d) best first; `n_choices` (d,) is 0 for non-categorical columns.
+
+    With a `box` (lower, upper: (d,) each, in the unit cube) the continuous columns of every candidate
+    lie in it: the Sobol set is scaled into it and the perturbations are clipped to it.
+    """
     d = len(n_choices)
     is_cat = n_choices > 0
     sobol = np.asarray(qmc.Sobol(d, scramble=True, seed=rng).random(n_global), dtype=float)
-    glob = sobol.copy()
+    lo, hi = box if box is not None else (np.zeros(d), np.ones(d))
+    glob = np.where(is_cat[None, :], sobol, lo[None, :] + sobol * (hi - lo)[None, :])
     glob[:, is_cat] = np.floor(sobol[:, is_cat] * n_choices[is_cat])
     if n_local == 0 or len(centres) == 0:
         return glob
@@ -50,7 +56,7 @@ def candidates(
         LOCAL_SCALES[rng.integers(0, len(LOCAL_SCALES), n_local)][:, None] * np.minimum(np.exp(log_ls), 1.0)[None, :]
     )
     base = centres[which]
-    local = np.where(is_cat[None, :], base, np.clip(base + rng.normal(size=(n_local, d)) * scale, 0.0, 1.0))
+    local = np.where(is_cat[None, :], base, np.clip(base + rng.normal(size=(n_local, d)) * scale, lo, hi))
     if is_cat.any():
         flip = (rng.random((n_local, d)) < 1.0 / (1.0 + is_cat.sum())) & is_cat[None, :]
         redraw = np.floor(rng.random((n_local, d)) * np.maximum(n_choices, 1)[None, :])
@@ -58,7 +64,9 @@ def candidates(
     return np.vstack([glob, local])
 
 
-def _polish(gp: GP, best: float, z0: FloatArray, cont: np.ndarray, max_iter: int) -> FloatArray:
+def _polish(
+    gp: GP, best: float, z0: FloatArray, cont: np.ndarray, max_iter: int, box: tuple[FloatArray, FloatArray] | None
+) -> FloatArray:
     """L-BFGS-B on the continuous columns of all starts Z0 (s, d) at once, the categorical columns held.
 
     The objective is the sum over starts: the starts do not interact, so its
@@ -68,6 +76,7 @@ def _polish(gp: GP, best: float, z0: FloatArray, cont: np.ndarray, max_iter: int
     if not cont.any():
         return z0
     s, c = len(z0), int(cont.sum())
+    lo, hi = (box[0][cont], box[1][cont]) if box is not None else (np.zeros(c), np.ones(c))
 
     def neg(u: FloatArray) -> tuple[float, FloatArray]:
         z = z0.copy()
@@ -81,11 +90,11 @@ def _polish(gp: GP, best: float, z0: FloatArray, cont: np.ndarray, max_iter: int
         z0[:, cont].reshape(-1),
         jac=True,
         method="L-BFGS-B",
-        bounds=[(0.0, 1.0)] * (s * c),
+        bounds=list(zip(np.tile(lo, s), np.tile(hi, s), strict=True)),
         options={"maxiter": max_iter},
     )
     z = z0.copy()
-    z[:, cont] = np.clip(res.x.reshape(s, c), 0.0, 1.0)
+    z[:, cont] = np.clip(res.x.reshape(s, c), lo[None, :], hi[None, :])
     return z
 
 
@@ -107,6 +116,7 @@ def maximize(
     snap: Callable[[FloatArray], FloatArray],
     n_starts: int = 5,
     max_iter: int = 100,
+    box: tuple[FloatArray, FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Snapped points, best first, with their log EI: the polished starts first, then the rest of the pool.
 
@@ -118,7 +128,8 @@ def maximize(
     order = np.argsort(-scores, kind="stable")
     cont = n_choices == 0
     polished = [
-        _sweep_categories(gp, best, z, n_choices) for z in _polish(gp, best, pool[order[:n_starts]], cont, max_iter)
+        _sweep_categories(gp, best, z, n_choices)
+        for z in _polish(gp, best, pool[order[:n_starts]], cont, max_iter, box)
     ]
     points = snap(np.vstack([np.array(polished), pool[order[:RANKED]]]))
     mu, var = gp.predict(points)
