@@ -147,23 +147,27 @@ class RecordingKube:
         pass
 
 
-def test_without_a_watch_on_workloads_a_run_asks_for_them_and_stops_through_them() -> None:
-    """Kueue installed after the operator: kopf serves no Workloads, and the run asks the API server."""
-    kube = RecordingKube()
-    owner = {"name": "tune", "namespace": "ml", "uid": "tj-uid"}
+def queued_run(kube: RecordingKube, trials: int, pods_of: Any = None) -> TuningJobRun:
+    """A run of `trials` GPU trials at once in Kueue's queue `gpus`, acting through `kube`; the watch-fed
+    indexes hand back the Jobs kube holds and the pods `pods_of` gives (none by default)."""
     deps = Deps(
         kube=kube,  # type: ignore[arg-type]
         scraper=Scraper(1, 1.0),
         settings=OperatorSettings(sidecar=SidecarConfig(image="k:1")),
         jobs_of=lambda namespace, name, uid: list(kube.jobs.values()),
-        pods_of=lambda namespace, name, uid: [],
+        pods_of=pods_of or (lambda namespace, name, uid: []),
     )
     template = copy.deepcopy(GPU_TEMPLATE)
     template["metadata"]["labels"] = QUEUED
-    spec = parse_spec(
-        make_spec(trialTemplate=template, resourceLimits={"maxNumberOfTrainingJobs": 1, "maxParallelTrainingJobs": 1})
-    )
-    run = TuningJobRun(deps, owner, spec, Tuner(spec))
+    limits = {"maxNumberOfTrainingJobs": trials, "maxParallelTrainingJobs": trials}
+    spec = parse_spec(make_spec(trialTemplate=template, resourceLimits=limits))
+    return TuningJobRun(deps, {"name": "tune", "namespace": "ml", "uid": "tj-uid"}, spec, Tuner(spec))
+
+
+def test_without_a_watch_on_workloads_a_run_asks_for_them_and_stops_through_them() -> None:
+    """Kueue installed after the operator: kopf serves no Workloads, and the run asks the API server."""
+    kube = RecordingKube()
+    run = queued_run(kube, trials=1)
 
     async def rounds() -> None:
         assert not await run.step(False, 1)  # creates the trial, suspended
@@ -191,7 +195,6 @@ def test_a_stop_of_every_trial_releases_the_waiting_ones_before_the_one_that_hol
     """Freed quota goes to the next waiting Workload at once: were it one of ours, about to be stopped, its pod
     would start (seen on a loaded machine, where the three stops of the Kueue test took 3 s)."""
     kube = RecordingKube()
-    owner = {"name": "tune", "namespace": "ml", "uid": "tj-uid"}
     admitted = "tune-0002"  # not the first created: the order must come from what each trial is doing
 
     def pods_of(namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
@@ -200,19 +203,7 @@ def test_a_stop_of_every_trial_releases_the_waiting_ones_before_the_one_that_hol
         meta = {"name": f"{name}-x", "uid": f"pod-{uid}", "creationTimestamp": "2026-12-02T10:00:01Z"}
         return [{"metadata": meta, "status": {"phase": "Running"}}]
 
-    deps = Deps(
-        kube=kube,  # type: ignore[arg-type]
-        scraper=Scraper(1, 1.0),
-        settings=OperatorSettings(sidecar=SidecarConfig(image="k:1")),
-        jobs_of=lambda namespace, name, uid: list(kube.jobs.values()),
-        pods_of=pods_of,
-    )
-    template = copy.deepcopy(GPU_TEMPLATE)
-    template["metadata"]["labels"] = QUEUED
-    spec = parse_spec(
-        make_spec(trialTemplate=template, resourceLimits={"maxNumberOfTrainingJobs": 3, "maxParallelTrainingJobs": 3})
-    )
-    run = TuningJobRun(deps, owner, spec, Tuner(spec))
+    run = queued_run(kube, trials=3, pods_of=pods_of)
 
     async def rounds() -> None:
         assert not await run.step(False, 1)  # three trials created, suspended

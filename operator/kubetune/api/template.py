@@ -101,18 +101,18 @@ class TrialTemplate(Model):
         return self.kind is TrialKind.JOBSET
 
     def replicated_jobs(self) -> list[dict[str, Any]]:
-        """A JobSet template's replicated Jobs as written (none for a Job)."""
+        """A JobSet template's replicated Jobs as written, one per position ({} for one that is not a mapping:
+        the shape rule names it), so a position here is the position in the spec; none for a Job."""
         found = self.spec.get("replicatedJobs") if self.jobset else None
-        return [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
+        return [_mapping(r) for r in found] if isinstance(found, list) else []
 
     def job_specs(self) -> list[tuple[str, dict[str, Any]]]:
         """(where, JobSpec) of each Job a trial runs: the template's own, or each replicated Job's."""
         if not self.jobset:
             return [("spec", self.spec)]
-        found = self.spec.get("replicatedJobs")
         return [
-            (f"spec.replicatedJobs[{i}].template.spec", _mapping(_mapping(r).get("template")).get("spec") or {})
-            for i, r in enumerate(found if isinstance(found, list) else [])
+            (f"spec.replicatedJobs[{i}].template.spec", _mapping(r.get("template")).get("spec") or {})
+            for i, r in enumerate(self.replicated_jobs())
         ]
 
     @property
@@ -164,7 +164,7 @@ class TrialTemplate(Model):
             return max(self.count("parallelism"), self.count("completions"))
         return sum(
             _count(r, "replicas") * max(_count(js, "parallelism"), _count(js, "completions"))
-            for r, (_, js) in zip(self.replicated_jobs(), self.job_specs(), strict=False)
+            for r, (_, js) in zip(self.replicated_jobs(), self.job_specs(), strict=True)
         )
 
     @property

@@ -36,6 +36,8 @@ UID_LABEL = "jobset.sigs.k8s.io/jobset-uid"
 REPLICATED_JOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
 JOB_INDEX_LABEL = "jobset.sigs.k8s.io/job-index"
 """Which replica of its replicated Job a child Job (and its pods) is."""
+COMPLETED = "Completed"
+"""A JobSet's condition once every Job has succeeded (a Job's own is "Complete"); both fail as "Failed"."""
 
 
 def made_by(pod: Mapping[str, Any], jobset_uid: str) -> bool:
@@ -64,15 +66,3 @@ def position(pod: Mapping[str, Any] | None) -> tuple[str, int] | None:
         return str(name), int(str(index))
     except (TypeError, ValueError):
         return str(name), -1
-
-
-def outcome(jobset: Mapping[str, Any]) -> tuple[bool, str] | None:
-    """(succeeded, reason) once the JobSet has finished, else None."""
-    for condition in (jobset.get("status") or {}).get("conditions") or []:
-        if condition.get("status") != "True":
-            continue
-        if condition.get("type") == "Completed":
-            return True, ""
-        if condition.get("type") == "Failed":
-            return False, f"{condition.get('reason', 'Failed')}: {condition.get('message', '')}".rstrip(": ")
-    return None

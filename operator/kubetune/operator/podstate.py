@@ -100,12 +100,11 @@ def trial_outcome(
 
 def job_outcome(job: Mapping[str, Any]) -> tuple[bool, str] | None:
     """(succeeded, reason) once the trial's Job (or JobSet) has finished, else None."""
-    if job.get("kind") == jobset.KIND:
-        return jobset.outcome(job)
+    done = jobset.COMPLETED if job.get("kind") == jobset.KIND else "Complete"
     for condition in job.get("status", {}).get("conditions") or []:
         if condition.get("status") != "True":
             continue
-        if condition.get("type") == "Complete":
+        if condition.get("type") == done:
             return True, ""
         if condition.get("type") == "Failed":
             return False, f"{condition.get('reason', 'Failed')}: {condition.get('message', '')}".rstrip(": ")
