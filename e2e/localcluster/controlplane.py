@@ -217,12 +217,12 @@ class ControlPlane:
         time.sleep(0.5)
         _check_alive(scheduler)
 
-    def restart_apiserver(self, down_seconds: float, timeout: float = 60.0) -> None:
+    def restart_apiserver(self, down_seconds: float, timeout: float = 60.0, recovery_timeout: float = 120.0) -> None:
         """An API server outage: SIGKILL kube-apiserver, wait `down_seconds`, start it again.
 
         The same binary, flags and port, so every client (controllers, scheduler,
         kubelets, kube-proxies, operators) reconnects to where it was; etcd keeps the state.
-        Returns once /readyz says ok again.
+        Returns once /readyz says ok again and the controllers watch again.
         """
         index = next(i for i, p in enumerate(self.processes) if p.name == "kube-apiserver")
         old = self.processes[index]
@@ -233,6 +233,30 @@ class ControlPlane:
         api = self.admin_api()
         wait_until(lambda: _dead(new) or api.text("GET", "/readyz") == "ok", timeout, what="kube-apiserver /readyz")
         _check_alive(new)
+        self._wait_controllers_back(api, recovery_timeout)
+
+    def _wait_controllers_back(self, api: Api, timeout: float) -> None:
+        """Returns once kube-controller-manager acts on a new namespace again (makes its default ServiceAccount).
+
+        Why: client-go's reflectors back off exponentially (to 30 s, jittered up
+        to twice that) while the server refuses connections, so /readyz can say ok
+        a minute before the controllers watch again. Whatever the caller does next
+        (a test's namespace, a Job's pods) would otherwise race that backoff.
+        """
+        probe = f"kubetune-e2e-probe-{time.monotonic_ns() % 10**9}"
+        _ensure(api, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": probe}})
+        try:
+            wait_until(
+                lambda: _exists(api, f"/api/v1/namespaces/{probe}/serviceaccounts/default"),
+                timeout,
+                what="kube-controller-manager to watch again after the API server's restart",
+            )
+        finally:
+            try:
+                api.delete(f"/api/v1/namespaces/{probe}")
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
 
     def _spawn(self, name: str, argv: list[str], logs: Path) -> ManagedProcess:
         proc = ManagedProcess(name, argv, logs / f"{name}.log")
@@ -267,6 +291,14 @@ def _ensure(api: Api, collection: str, body: dict[str, object]) -> None:
     except ApiError as exc:
         if exc.status != 409:
             raise
+
+
+def _exists(api: Api, path: str) -> bool:
+    try:
+        api.get(path)
+    except ApiError:
+        return False
+    return True
 
 
 def _controllers_ready(api: Api) -> bool:

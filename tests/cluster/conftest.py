@@ -90,10 +90,11 @@ def namespace(cluster: LocalCluster | ExternalCluster, request: pytest.FixtureRe
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)
     # Pods are refused until the ServiceAccount controller has made the namespace's default account.
-    deadline = time.monotonic() + 30
+    # Generous: after another test's API server outage its watches may still be backing off (up to a minute).
+    deadline = time.monotonic() + 90
     while cluster.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode != 0:
         if time.monotonic() > deadline:
-            pytest.fail(f"namespace {name} got no default ServiceAccount within 30s")
+            pytest.fail(f"namespace {name} got no default ServiceAccount within 90s")
         time.sleep(0.2)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
