@@ -23,7 +23,7 @@ from types import TracebackType
 
 from . import network, sweep
 from .addons import JobSet, Kueue, addons
-from .api import Api, ApiError
+from .api import Api, ApiError, Obj
 from .binaries import Binaries
 from .controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
 from .images import KUBETUNE_IMAGE, NodeImage, kubetune_image
@@ -31,6 +31,7 @@ from .kubeconfig import token_user, write_kubeconfig
 from .node import Node, NodeSpec
 from .pki import ClusterPKI
 from .procs import run_cli
+from .resources import Resources, get_json
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class LocalCluster:
         self.nodes: dict[str, Node] = {}
         self._nodes_lock = threading.Lock()
         self._kueue, self._jobset = addons()
+        self._reads: tuple[Api, Resources] | None = None
         #: What stop() found still there after teardown (empty when clean).
         self.left_over: list[str] = []
 
@@ -92,6 +94,7 @@ class LocalCluster:
 
     def start(self, timeout: float = 180.0) -> None:
         started = time.monotonic()
+        self._reads = None  # a new control plane: new address and credentials
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.slot = network.acquire_slot(sweep.sweep_slot)
         network.create_bridge(self.slot)
@@ -245,6 +248,18 @@ class LocalCluster:
         """The host's address on the cluster's bridge (nodes and pods reach the API server there)."""
         assert self.slot is not None
         return self.slot.gateway
+
+    def get_json(
+        self, kind: str, name: str = "", namespace: str | None = None, selector: str = "", all_namespaces: bool = False
+    ) -> Obj:
+        """What `kubectl get KIND [NAME] [-n NS] [-l SELECTOR] [-A] -o json` prints, read without a kubectl process.
+
+        As admin. Raises ApiError (status 404 when the object is not there).
+        """
+        if self._reads is None:
+            api = self.api
+            self._reads = (api, Resources(api))
+        return get_json(*self._reads, kind, name, namespace, selector, all_namespaces)
 
     def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
         """os.environ with KUBECONFIG set and kubectl/helm first on PATH."""

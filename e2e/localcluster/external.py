@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .kubeconfig import token_user, write_kubeconfig
 from .procs import run_cli
@@ -56,6 +57,17 @@ class ExternalCluster:
         self, *args: str, check: bool = True, kubeconfig: Path | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         return run_cli([self.helm_path, *args], self.env(kubeconfig), None, check, timeout)
+
+    def get_json(
+        self, kind: str, name: str = "", namespace: str | None = None, selector: str = "", all_namespaces: bool = False
+    ) -> Any:
+        """`kubectl get KIND [NAME] [-n NS] [-l SELECTOR] [-A] -o json`, decoded (LocalCluster reads without kubectl).
+
+        Raises subprocess.CalledProcessError when kubectl fails, a missing object included.
+        """
+        args = ["get", kind, *([name] if name else []), *(["-n", namespace] if namespace else [])]
+        args += (["-l", selector] if selector else []) + (["-A"] if all_namespaces else [])
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
     def serviceaccount_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 86400) -> Path:
         token = self.kubectl(

@@ -34,6 +34,7 @@ if str(E2E) not in sys.path:
 
 from localcluster import LocalCluster  # noqa: E402
 from localcluster.external import ExternalCluster  # noqa: E402
+from tests.cluster.kube import get  # noqa: E402
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -92,7 +93,7 @@ def namespace(cluster: LocalCluster | ExternalCluster, request: pytest.FixtureRe
     # Pods are refused until the ServiceAccount controller has made the namespace's default account.
     # Generous: after another test's API server outage its watches may still be backing off (up to a minute).
     deadline = time.monotonic() + 90
-    while cluster.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode != 0:
+    while not get(cluster, "serviceaccount", "default", "-n", name):
         if time.monotonic() > deadline:
             pytest.fail(f"namespace {name} got no default ServiceAccount within 90s")
         time.sleep(0.2)

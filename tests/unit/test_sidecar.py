@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kubetune.api.spec import MetricDefinition
 from kubetune.collector.collector import explain_missing_objective
 from kubetune.collector.sidecar import SidecarSettings, TrialWatcher
@@ -112,3 +114,24 @@ def test_the_termination_message_carries_what_a_trial_without_objective_emitted(
         ' metricDefinitions that never matched: val_accuracy ("val_acc=([0-9.]+)");'
         " 1 metrics-file record(s) rejected: step 'x' is not a number"
     )
+
+
+def test_the_sidecar_starts_without_pydantic_or_numpy() -> None:
+    # One start per trial pod: importing the spec's models cost a third of a second of CPU each.
+    code = "import sys, kubetune.cli, kubetune.collector.sidecar; print(sorted({'pydantic', 'numpy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_bad_metric_definitions_in_the_environment_say_which_and_why() -> None:
+    base = {"KUBETUNE_OBJECTIVE": "acc"}
+    settings = SidecarSettings.from_env({**base, "KUBETUNE_METRIC_DEFINITIONS": '[{"name": "acc", "regex": "acc=(\\\\S+)"}]'})
+    assert [(d.name, d.regex) for d in settings.definitions] == [("acc", "acc=(\\S+)")]
+    for raw, message in [
+        ('[{"name": "acc", "regex": "acc=("}]', "metric 'acc': regex does not compile"),
+        ('[{"name": "acc", "regex": "acc=\\\\S+"}]', "metric 'acc': regex has no capture group"),
+        ('[{"name": 3, "regex": "x(1)"}]', "must have a string name and regex"),
+        ('["acc"]', "must have a string name and regex"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            SidecarSettings.from_env({**base, "KUBETUNE_METRIC_DEFINITIONS": raw})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import threading
 from dataclasses import dataclass
@@ -24,8 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from kubetune.api.spec import MetricDefinition
-from kubetune.collector.collector import LineTail, MetricCollector, MetricsFileTail
+from kubetune.collector.collector import LineTail, MetricCollector, MetricPattern, MetricsFileTail
 from kubetune.logs import decision
 
 log = logging.getLogger("kubetune.sidecar")
@@ -40,12 +40,33 @@ MAX_POINTS_PER_RESPONSE = 5000
 
 
 @dataclass(frozen=True)
+class Definition:
+    """One metric definition as the operator passes it (validated as the spec's MetricDefinition there)."""
+
+    name: str
+    regex: str
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Definition:
+        """Checks what the collector relies on: a named string regex that compiles, with a group for the value."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not isinstance(raw.get("regex"), str):
+            raise ValueError(f"a metric definition must have a string name and regex, not {raw!r:.200}")
+        try:
+            groups = re.compile(raw["regex"]).groups
+        except re.error as exc:
+            raise ValueError(f"metric {raw['name']!r}: regex does not compile: {exc}") from None
+        if groups < 1:
+            raise ValueError(f"metric {raw['name']!r}: regex has no capture group around the value")
+        return cls(raw["name"], raw["regex"])
+
+
+@dataclass(frozen=True)
 class SidecarSettings:
     """Read from the environment the operator gives the sidecar container."""
 
     shared_dir: Path
     objective: str
-    definitions: tuple[MetricDefinition, ...]
+    definitions: tuple[MetricPattern, ...]
     port: int
     termination_log: Path
     poll_seconds: float = 0.5
@@ -57,7 +78,7 @@ class SidecarSettings:
         return cls(
             shared_dir=Path(env.get("KUBETUNE_DIR", SHARED_DIR)),
             objective=env["KUBETUNE_OBJECTIVE"],
-            definitions=tuple(MetricDefinition.model_validate(d) for d in raw),
+            definitions=tuple(Definition.from_json(d) for d in raw),
             port=int(env.get("KUBETUNE_SIDECAR_PORT", DEFAULT_PORT)),
             termination_log=Path(env.get("KUBETUNE_TERMINATION_LOG", "/dev/termination-log")),
         )

@@ -131,6 +131,10 @@ def apply(cluster: Any, namespace: str, resource: dict[str, Any]) -> None:
 
 
 def get(cluster: Any, namespace: str, kind: str, name: str = "", selector: str = "") -> Any:
+    """`kubectl -n NAMESPACE get KIND [NAME] [-l SELECTOR] -o json`, decoded; a missing object fails."""
+    reader = getattr(cluster, "get_json", None)
+    if reader is not None:  # without a kubectl process per poll (tests/cluster/kube.py, read_json)
+        return reader(kind, name, namespace=namespace, selector=selector)
     args = ["-n", namespace, "get", kind, "-o", "json"]
     if name:
         args.insert(4, name)
