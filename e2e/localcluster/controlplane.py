@@ -302,9 +302,6 @@ def _exists(api: Api, path: str) -> bool:
 
 
 def _controllers_ready(api: Api) -> bool:
-    try:
-        api.get("/api/v1/namespaces/default/serviceaccounts/default")
-        api.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
-    except ApiError:
-        return False
-    return True
+    return _exists(api, "/api/v1/namespaces/default/serviceaccounts/default") and _exists(
+        api, "/api/v1/namespaces/default/configmaps/kube-root-ca.crt"
+    )

@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from .api import Api, ApiError, Obj
 
 
+def _base(group_version: str) -> str:
+    """Where a group version is served: the core group under /api, every other under /apis."""
+    return "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+
+
 @dataclass(frozen=True)
 class Resource:
     """Where one kind of object is served."""
@@ -26,7 +31,7 @@ class Resource:
     namespaced: bool
 
     def path(self, namespace: str | None, name: str = "") -> str:
-        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        base = _base(self.group_version)
         scope = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
         return f"{base}{scope}/{self.plural}" + (f"/{name}" if name else "")
 
@@ -59,9 +64,8 @@ class Resources:
             group["preferredVersion"]["groupVersion"] for group in self._api.get("/apis").get("groups", [])
         ]
         for group_version in versions:
-            path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
             try:
-                listing = self._api.get(path)
+                listing = self._api.get(_base(group_version))
             except ApiError as exc:
                 if exc.status in (404, 503):  # an aggregated API that is not up (yet): skip it
                     continue
