@@ -17,7 +17,8 @@ What this machine needs of them (and a normal node does not):
   mounted under the node's own folder and the sweep finds them;
 - the kubelet's `failCgroupV1: false` and the cgroupfs driver: the machine is
   cgroup v1 and runs no systemd to delegate cgroups;
-- no image is ever pulled: images are imported from archives (images.py).
+- no image is ever pulled: images are imported from archives (images.py),
+  once, into a seeded root that each node's containerd starts on (seeded.py).
 
 GPUs are advertised the documented way for an extended resource without a
 device plugin: a JSON patch of the node's status capacity. The kubelet keeps
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from . import cgroups, sweep
+from . import cgroups, seeded, sweep
 from .api import JSON_PATCH, Api, ApiError
 from .binaries import Binaries
 from .images import NodeImage
@@ -131,8 +133,10 @@ class Node:
             folder.mkdir(parents=True, exist_ok=True)
         self.network.create()
         cgroups.create(self.cgroup)
+        cloned = self._seed_images()
         self._start_containerd()
-        self._import_images()
+        if not cloned:
+            self._import_images()
         self._write_kubelet_files()
         self.start_kubelet(api, timeout)
         self._start_kube_proxy()
@@ -235,11 +239,28 @@ class Node:
             raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()[-2000:]}")
         return result
 
-    def _import_images(self) -> None:
+    def _archives(self) -> list[NodeImage]:
         archives = [NodeImage(self.binaries.pause_archive, self.binaries.pause_image)]
-        if self.spec.images:
-            archives += self.images
-        for image in archives:
+        return archives + self.images if self.spec.images else archives
+
+    def _seed_images(self) -> bool:
+        """Starts containerd's root as a clone of the seeded root of this node's images (seeded.py).
+
+        False, and the node imports its images itself, where that cannot be done (no hard links).
+        """
+        target = self.data / "containerd"
+        if target.exists():
+            return False
+        try:
+            seeded.clone(seeded.seeded_root(self._archives(), self.binaries.pause_image, self.logs), target)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            log.warning("node %s imports its images itself: %s", self.name, exc)
+            shutil.rmtree(target, ignore_errors=True)
+            return False
+        return True
+
+    def _import_images(self) -> None:
+        for image in self._archives():
             self._ctr("images", "import", "--no-unpack=false", str(image.archive))
             for alias in image.aliases:
                 self._ctr("images", "tag", "--force", image.name, alias)

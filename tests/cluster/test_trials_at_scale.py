@@ -59,6 +59,29 @@ def job(name: str, uid: str, number: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def create_jobs(api: client.ApiClient, namespace: str, jobs: list[dict[str, Any]]) -> None:
+    """POSTs the Jobs, 8 at a time, through the client's own connection pool and credentials.
+
+    Bodies go out as ready-made JSON: the client's per-call machinery (parameter checks, serialising,
+    a response object) cost the test ~9 ms of CPU a Job, 10,000 times, on a machine whose two cores
+    the rest of the suite shares.
+    """
+    configuration = api.configuration
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    token = configuration.auth_settings().get("BearerToken")  # a kubeconfig with a token, not a certificate
+    if token:
+        headers["Authorization"] = str(token["value"])
+    url = f"{configuration.host}/apis/batch/v1/namespaces/{namespace}/jobs"
+    pool_manager = api.rest_client.pool_manager
+
+    def post(body: dict[str, Any]) -> None:
+        response = pool_manager.request("POST", url, body=json.dumps(body).encode(), headers=headers)
+        assert response.status == 201, (response.status, response.data[:500])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(post, jobs))
+
+
 def test_ten_thousand_trials_are_listed_page_by_page(cluster: Any, namespace: str) -> None:
     install_crd(
         cluster,
@@ -78,15 +101,7 @@ def test_ten_thousand_trials_are_listed_page_by_page(cluster: Any, namespace: st
     )
     batch = client.BatchV1Api(api)
     started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        list(
-            pool.map(
-                lambda n: batch.create_namespaced_job(
-                    namespace, job("big", created["metadata"]["uid"], n), _preload_content=False
-                ),
-                range(1, TRIALS + 1),
-            )
-        )
+    create_jobs(api, namespace, [job("big", created["metadata"]["uid"], n) for n in range(1, TRIALS + 1)])
     print(f"created {TRIALS} trial Jobs in {time.monotonic() - started:.1f}s")
     stray = job("big", "", TRIALS + 1)  # merely labelled, owned by no one: not a trial of this tuning job
     del stray["metadata"]["ownerReferences"]  # (an owner UID that does not exist would have the GC delete it)
