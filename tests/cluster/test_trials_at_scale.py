@@ -100,27 +100,32 @@ def test_ten_thousand_trials_are_listed_page_by_page(cluster: Any, namespace: st
         "kubetune.io", "v1alpha1", namespace, "hyperparametertuningjobs", resource
     )
     batch = client.BatchV1Api(api)
-    started = time.monotonic()
-    create_jobs(api, namespace, [job("big", created["metadata"]["uid"], n) for n in range(1, TRIALS + 1)])
-    print(f"created {TRIALS} trial Jobs in {time.monotonic() - started:.1f}s")
-    stray = job("big", "", TRIALS + 1)  # merely labelled, owned by no one: not a trial of this tuning job
-    del stray["metadata"]["ownerReferences"]  # (an owner UID that does not exist would have the GC delete it)
-    batch.create_namespaced_job(namespace, stray, _preload_content=False)
-    first = json.loads(batch.list_namespaced_job(namespace, limit=500, _preload_content=False).data)
-    assert len(first["items"]) == 500 and first["metadata"].get("continue")  # the API server pages
-    assert first["metadata"].get("remainingItemCount") == TRIALS + 1 - 500
+    try:
+        started = time.monotonic()
+        create_jobs(api, namespace, [job("big", created["metadata"]["uid"], n) for n in range(1, TRIALS + 1)])
+        print(f"created {TRIALS} trial Jobs in {time.monotonic() - started:.1f}s")
+        stray = job("big", "", TRIALS + 1)  # merely labelled, owned by no one: not a trial of this tuning job
+        del stray["metadata"]["ownerReferences"]  # (an owner UID that does not exist would have the GC delete it)
+        batch.create_namespaced_job(namespace, stray, _preload_content=False)
+        first = json.loads(batch.list_namespaced_job(namespace, limit=500, _preload_content=False).data)
+        assert len(first["items"]) == 500 and first["metadata"].get("continue")  # the API server pages
+        assert first["metadata"].get("remainingItemCount") == TRIALS + 1 - 500
 
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "kubetune.cli", "trials", "big", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig), "-o", "csv"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    seconds = time.monotonic() - started
-    assert done.returncode == 0, done.stderr
-    print(f"kubetune trials listed {TRIALS} trials in {seconds:.1f}s")
-    rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert len(rows) == TRIALS and {int(r["number"]) for r in rows} == set(range(1, TRIALS + 1))
-    values = [float(r["val_accuracy"]) for r in rows]
-    assert values == sorted(values, reverse=True)  # best first
-    assert all(r["steps"] == "4" for r in rows)
-    assert seconds < 120, f"{seconds:.1f}s to list {TRIALS} trials"
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "kubetune.cli", "trials", "big", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig), "-o", "csv"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        seconds = time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+        print(f"kubetune trials listed {TRIALS} trials in {seconds:.1f}s")
+        rows = list(csv.DictReader(io.StringIO(done.stdout)))
+        assert len(rows) == TRIALS and {int(r["number"]) for r in rows} == set(range(1, TRIALS + 1))
+        values = [float(r["val_accuracy"]) for r in rows]
+        assert values == sorted(values, reverse=True)  # best first
+        assert all(r["steps"] == "4" for r in rows)
+        assert seconds < 120, f"{seconds:.1f}s to list {TRIALS} trials"
+    finally:
+        # One DeleteCollection before the test ends: left to the namespace's deletion, the 10,000 Jobs go
+        # while the worker's next test runs, and an operator started then is slow to see its own Jobs.
+        batch.delete_collection_namespaced_job(namespace, propagation_policy="Background", _preload_content=False)
