@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # brings up a local cluster of its own (its own slot) and the waits overlap; loadfile keeps a
 # file's module-scoped operator on one worker. 1 runs everything in this process.
 TEST_WORKERS ?= 3
-PYTEST_WORKERS := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder,)
+PYTEST_WORKERS := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,)
 
 .PHONY: setup demo test unit lint crd manifests image-check image cluster-binaries browser e2e clean
 

@@ -170,7 +170,14 @@ def test_hyperband_under_a_gpu_quota_smaller_than_its_parallelism(
         workload = by_job[job_name]
         assert workload["spec"]["active"] is False, workload
         assert condition(workload, "Evicted").get("reason") == "Deactivated", workload
-        assert jobs[job_name]["spec"]["suspend"] is True
+        # Kueue's job reconciler suspends the Job after its Workload is evicted: a moment after, for a trial
+        # stopped just before the tuning job ended (the run above saw it still unsuspended, once).
+        wait_until(
+            lambda n=job_name: get(cluster, namespace, "job", n)["spec"].get("suspend") is True,
+            60,
+            f"Kueue to suspend the stopped trial {job_name}",
+            operator,
+        )
     for job_name in completed:
         assert condition(by_job[job_name], "Finished").get("status") == "True", by_job[job_name]
     wait_until(lambda: admitted_workloads(cluster) == 0, 60, "the ClusterQueue to hold no workload", operator)
