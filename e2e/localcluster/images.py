@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +61,25 @@ def kubetune_image() -> NodeImage:
     if not archive.is_file():
         raise ImageMissing(f"{archive} is missing: run `make image` (operator/build-image.sh) first")
     return NodeImage(archive, KUBETUNE_IMAGE, (f"{PUBLISHED_REPOSITORY}:{app_version()}",))
+
+
+PINNED_LABEL = "io.cri-containerd.pinned=pinned"
+"""The label that keeps containerd's CRI from ever collecting an image (the pod sandbox's)."""
+
+
+def ctr(socket: Path, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Runs `ctr` against one containerd, in the namespace the CRI uses; a failure says what ctr said."""
+    argv = ["ctr", "--address", str(socket), "--namespace", "k8s.io", *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()[-2000:]}")
+    return result
+
+
+def import_archives(socket: Path, images: list[NodeImage], pinned: str) -> None:
+    """Imports (and unpacks) each archive, gives each image its other names, and pins `pinned`."""
+    for image in images:
+        ctr(socket, "images", "import", "--no-unpack=false", str(image.archive), timeout=600)
+        for alias in image.aliases:
+            ctr(socket, "images", "tag", "--force", image.name, alias)
+    ctr(socket, "images", "label", pinned, PINNED_LABEL, check=False)

@@ -42,7 +42,7 @@ import yaml
 from . import cgroups, seeded, sweep
 from .api import JSON_PATCH, Api, ApiError
 from .binaries import Binaries
-from .images import NodeImage
+from .images import NodeImage, ctr, import_archives
 from .kubeconfig import cert_user, write_kubeconfig
 from .network import NodeNetwork, Slot
 from .pki import ClusterPKI
@@ -232,12 +232,8 @@ class Node:
             ],
         }
 
-    def _ctr(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        argv = ["ctr", "--address", str(self.socket), "--namespace", "k8s.io", *args]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()[-2000:]}")
-        return result
+    def _ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return ctr(self.socket, *args, check=check)
 
     def _archives(self) -> list[NodeImage]:
         archives = [NodeImage(self.binaries.pause_archive, self.binaries.pause_image)]
@@ -260,12 +256,7 @@ class Node:
         return True
 
     def _import_images(self) -> None:
-        for image in self._archives():
-            self._ctr("images", "import", "--no-unpack=false", str(image.archive))
-            for alias in image.aliases:
-                self._ctr("images", "tag", "--force", image.name, alias)
-        # The sandbox image must never be collected.
-        self._ctr("images", "label", self.binaries.pause_image, "io.cri-containerd.pinned=pinned", check=False)
+        import_archives(self.socket, self._archives(), self.binaries.pause_image)
 
     def _write_kubelet_files(self) -> None:
         client, serving = self.pki.node(self.name, self.address)

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import mounts
 from .binaries import cache_root
-from .images import NodeImage
+from .images import NodeImage, import_archives
 from .procs import ManagedProcess, wait_until
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,6 @@ DATABASES = (
     Path("io.containerd.metadata.v1.bolt") / "meta.db",
     Path("io.containerd.snapshotter.v1.overlayfs") / "metadata.db",
 )
-NAMESPACE = "k8s.io"
-PINNED = "io.cri-containerd.pinned=pinned"
 
 
 def roots_dir() -> Path:
@@ -127,22 +125,12 @@ def _seed(folder: Path, images: list[NodeImage], pinned: str, logs: Path) -> Non
         f'address = "{state / "containerd.sock.ttrpc"}"\n'
     )
 
-    def ctr(*args: str) -> None:
-        argv = ["ctr", "--address", str(socket), "--namespace", NAMESPACE, *args]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()[-2000:]}")
-
     process = ManagedProcess("containerd-seed", ["containerd", "--config", str(config)], logs / "containerd-seed.log")
     try:
         wait_until(lambda: not process.alive() or socket.exists(), 30, what="the seeding containerd to listen")
         if not process.alive():
             raise RuntimeError(f"the seeding containerd exited:\n{process.tail()}")
-        for image in images:
-            ctr("images", "import", "--no-unpack=false", str(image.archive))
-            for alias in image.aliases:
-                ctr("images", "tag", "--force", image.name, alias)
-        ctr("images", "label", pinned, PINNED)
+        import_archives(socket, images, pinned)  # as a node would, into the seeded root
     finally:
         process.stop(grace=10)  # a clean stop: bolt's last transaction is on disk
     mounts.detach(folder)
