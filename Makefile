@@ -12,10 +12,13 @@ PYTEST_WORKERS := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --di
 
 .PHONY: setup demo test unit lint crd manifests image-check image cluster-binaries browser e2e clean
 
+# uv installs the dependencies from its cache (hard links) in about 15 s where pip took a minute on every
+# fresh clone; UV_NATIVE_TLS: the system's certificate store, as this machine's pip uses.
+UV_CACHE_DIR ?= $(HOME)/.cache/kubetune/uv
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet 'uv>=0.4'
+	UV_CACHE_DIR=$(UV_CACHE_DIR) UV_NATIVE_TLS=1 $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 	touch $@
 
 setup: $(BIN)/.installed

@@ -19,6 +19,7 @@ Fixtures:
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -87,7 +88,8 @@ def jobset_cluster(local_cluster: LocalCluster) -> LocalCluster:
 @pytest.fixture
 def namespace(cluster: LocalCluster | ExternalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A namespace of this test's own, deleted (in the background) afterwards."""
-    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    # A DNS label: a parametrized test's "[...]" and any other character outside [a-z0-9-] become "-".
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower().replace("_", "-"))[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)
     # Pods are refused until the ServiceAccount controller has made the namespace's default account.

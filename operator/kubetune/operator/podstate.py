@@ -93,9 +93,38 @@ def trial_outcome(
     trial's: every index must succeed, so both ways it is the Job's Complete or
     Failed condition.
     """
-    if not multi_pod and (pod or {}).get("status", {}).get("phase") == "Succeeded":
+    if not multi_pod and pod is not None and (pod.get("status", {}).get("phase") == "Succeeded" or ran_to_success(pod)):
         return True, ""
     return job_outcome(job)
+
+
+def ran_to_success(pod: Mapping[str, Any]) -> bool:
+    """Every container of the pod has stopped and every regular one exited 0: the kubelet will call it Succeeded.
+
+    Why not wait for the phase: the kubelet reports the terminal phase only once it
+    has torn the pod down, two of its 1 s relists after the sidecar's termination
+    message is already in the status. Measured on the local cluster, a trial's slot
+    was freed 2.0 s later that way, a third of a short trial's time. The same
+    evidence the phase rests on, read directly: restartPolicy Never or OnFailure
+    does not run a container again after exit 0, and a stopped sidecar has written
+    its last word.
+    """
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    if spec.get("restartPolicy") not in ("Never", "OnFailure"):
+        return False
+    containers = spec.get("containers") or []
+    if any("restartPolicy" in c for c in containers):  # a container's own restart rules may run it again
+        return False
+    regular = {c.get("name") for c in containers}
+    sidecars = {c.get("name") for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+    stopped: dict[str, Any] = {}
+    for entry in [*(status.get("containerStatuses") or []), *(status.get("initContainerStatuses") or [])]:
+        if isinstance(entry, Mapping) and (terminated := (entry.get("state") or {}).get("terminated")) is not None:
+            stopped[str(entry.get("name"))] = terminated
+    if not regular or not (regular | sidecars) <= stopped.keys():
+        return False
+    return all(stopped[name].get("exitCode") == 0 for name in regular)
 
 
 def job_outcome(job: Mapping[str, Any]) -> tuple[bool, str] | None:
