@@ -6,8 +6,9 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 # pytest-xdist workers for the suite. The cluster tests mostly wait on real pods, so each worker
 # brings up a local cluster of its own (its own slot) and the waits overlap; loadfile keeps a
-# file's module-scoped operator on one worker. 1 runs everything in this process.
-TEST_WORKERS ?= 3
+# file's module-scoped operator on one worker. 1 runs everything in this process. 4 on 2 cores: with
+# the seeded nodes a worker's cluster is cheap, and the suite took 1,004 s against 1,130 s on 3 (2026-12-07).
+TEST_WORKERS ?= 4
 PYTEST_WORKERS := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,)
 
 .PHONY: setup demo test unit lint crd manifests image-check image cluster-binaries browser e2e clean

@@ -168,6 +168,7 @@ def test_one_leader_acts_through_an_api_server_outage(
     apply(local_cluster, namespace, resource)
     leader = replicas.replicas["replica-a"]
     wait_until(lambda: len(trial_jobs(local_cluster, namespace, name)) >= 2, 120, "the first two trials", leader)
+    restarted_before = dict(local_cluster.control_plane.restarts)
     local_cluster.restart_apiserver(down_seconds)
     status = wait_for_end(local_cluster, namespace, name, leader, timeout=300)
 
@@ -185,6 +186,10 @@ def test_one_leader_acts_through_an_api_server_outage(
     assert sorted(n for n, _ in replicas.exits) == sorted(n for n, c in lost_count.items() for _ in range(c))
     if down_seconds > 10:  # longer than the renew deadline: the leader cannot have kept the Lease
         assert lost_count["replica-a"] >= 1, logs["replica-a"]
+        # Nor could the control plane's own leaders: they exited and were started again, as static pods are.
+        restarts = local_cluster.control_plane.restarts
+        for component in ("kube-controller-manager", "kube-scheduler"):
+            assert restarts.get(component, 0) > restarted_before.get(component, 0), (component, restarts)
         reasons = [fields for _, event, fields in logs["replica-a"] if event == "leader.lost"]
         assert all("not renewed within 10s" in r for r in reasons), reasons
 
