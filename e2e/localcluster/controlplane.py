@@ -86,10 +86,10 @@ class ControlPlane:
     apiserver_port: int = 0
     admin_kubeconfig: Path = Path()
     #: How often each of RESTARTED was started again after it exited (a lost Lease, usually).
-    restarts: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _stopping: threading.Event = field(default_factory=threading.Event)
-    _supervisor: threading.Thread | None = None
+    restarts: dict[str, int] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _supervisor: threading.Thread | None = field(default=None, init=False, repr=False)
 
     @property
     def server(self) -> str:
