@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import urllib3
 from kubernetes import client
 
 from kubetune.operator.kube import NOT_LEADER, UNREACHABLE, Kube, KubeError
@@ -49,6 +50,17 @@ def test_a_passed_deadline_stays_passed() -> None:
     deadline.renewed(1.6)  # a renew that succeeded after the deadline must not resume leadership
     assert not deadline.leading(1.7)
     assert deadline.remaining(1.7) == 0.0
+
+
+def test_the_write_window_reaches_the_earliest_takeover() -> None:
+    election = LeaderElection(
+        lease_api(_api("http://127.0.0.1:1")), LeaseSettings("ns", "a", duration_seconds=15, renew_deadline_seconds=10)
+    )
+    assert election.write_window() == 0.0  # never renewed
+    election._deadline.renewed(time.monotonic() - 4)  # a renew that started 4 s ago
+    assert election.write_window() == pytest.approx(6 + 5, abs=0.5)  # 6 s of leading, then 5 s to the duration
+    election._deadline.revoke()
+    assert election.write_window() == 0.0
 
 
 def test_revoke_ends_leadership_at_once() -> None:
@@ -255,7 +267,7 @@ def test_a_leader_that_cannot_renew_stops_at_its_deadline(
 
 
 def test_a_refused_fence_sends_nothing(http_server: ApiStandIn) -> None:
-    kube = Kube(_api(f"http://127.0.0.1:{http_server.server_address[1]}"), fence=lambda: False)
+    kube = Kube(_api(f"http://127.0.0.1:{http_server.server_address[1]}"), fence=lambda: 0.0)
     owner = {"name": "t", "namespace": "ns", "uid": "u"}
     with pytest.raises(KubeError) as refused:
         asyncio.run(kube.event(owner, "Normal", "Test", "hello"))
@@ -267,10 +279,10 @@ def test_a_refused_fence_sends_nothing(http_server: ApiStandIn) -> None:
 
 
 def test_writes_name_their_field_manager_and_pass_while_leading(http_server: ApiStandIn) -> None:
-    leading = [True]
+    window = [5.0]
     kube = Kube(
         _api(f"http://127.0.0.1:{http_server.server_address[1]}"),
-        fence=lambda: leading[0],
+        fence=lambda: window[0],
         field_manager="kubetune-operator-replica-a",
     )
     asyncio.run(kube.create_job({"metadata": {"name": "j", "namespace": "ns"}}))
@@ -279,10 +291,41 @@ def test_writes_name_their_field_manager_and_pass_while_leading(http_server: Api
         ("POST", ["kubetune-operator-replica-a"]),
         ("PATCH", ["kubetune-operator-replica-a"]),
     ]
-    leading[0] = False  # the renew deadline passed: the next write stays here
+    window[0] = 0.0  # the renew deadline passed: the next write stays here
     with pytest.raises(KubeError, match=NOT_LEADER):
         asyncio.run(kube.patch_status("ns", "t", {"x": 2}))
     assert len(http_server.requests) == 2 and kube.requests == 2
+
+
+def test_a_fenced_write_gives_up_when_its_window_closes(silent_server: int) -> None:
+    """A hung API server holds a write no longer than the fence allows, not the usual 30 s."""
+    kube = Kube(_api(f"http://127.0.0.1:{silent_server}"), fence=lambda: 0.5)
+    started = time.monotonic()
+    with pytest.raises(KubeError) as failed:
+        asyncio.run(kube.patch_status("ns", "t", {"x": 1}))
+    assert failed.value.reason == UNREACHABLE and "timed out" in failed.value.message, failed.value
+    assert time.monotonic() - started < 10  # 0.5 s, with room for a loaded machine; 30 s without the fence
+
+
+def test_a_fenced_write_is_not_retried_by_urllib3(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib3 retries a refused connect with a fresh timeout: a fenced write tries once, then waits for its round."""
+    tries: list[object] = []
+    connect = urllib3.util.connection.create_connection
+
+    def counted(*args: Any, **kwargs: Any) -> socket.socket:
+        tries.append(args[0])
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", counted)
+    api = _api(f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(KubeError):
+        asyncio.run(Kube(api).patch_status("ns", "t", {"x": 1}))
+    assert len(tries) == 4  # unfenced: urllib3's default, three retries
+    tries.clear()
+    with pytest.raises(KubeError) as failed:
+        asyncio.run(Kube(api, fence=lambda: 5.0).patch_status("ns", "t", {"x": 1}))
+    assert len(tries) == 1 and failed.value.reason == UNREACHABLE
+    assert api.configuration.retries is None  # the caller's own client keeps its retries
 
 
 def test_a_long_field_manager_is_cut_to_what_the_api_server_accepts() -> None:

@@ -75,7 +75,7 @@ def run_operator(options: RunOptions) -> int:
     api = api_client()
     stop = threading.Event()
     lost = threading.Event()
-    fence: Callable[[], bool] | None = None
+    fence: Callable[[], float] | None = None
     field_manager = COMPONENT
     if options.lease is not None:
         health.ready.set()  # standing by for the Lease is this replica's job until it leads
@@ -84,8 +84,9 @@ def run_operator(options: RunOptions) -> int:
             return 0
         election.keep(stop, lost)
         # Every write asks the election first, so none leaves once the renew deadline has passed,
-        # whatever kopf still does while it stops; managedFields name the replica that wrote.
-        fence, field_manager = election.leading, f"{COMPONENT}-{options.lease.identity}"
+        # whatever kopf still does while it stops, and none that left lands once a standby may lead;
+        # managedFields name the replica that wrote.
+        fence, field_manager = election.write_window, f"{COMPONENT}-{options.lease.identity}"
     kube = Kube(api, fence=fence, field_manager=field_manager)
     metrics.leader.set(1)
     try:

@@ -8,6 +8,7 @@ off this file.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import json
 import secrets
@@ -100,12 +101,19 @@ class Kube:
     def __init__(
         self,
         api: client.ApiClient,
-        fence: Callable[[], bool] | None = None,
+        fence: Callable[[], float] | None = None,
         field_manager: str = COMPONENT,
     ) -> None:
+        if fence is not None:
+            # urllib3 retries a failed connect with a fresh timeout each time: a fenced write
+            # could then leave long after its window closed. Ours retry in the next round instead.
+            configuration = copy.deepcopy(api.configuration)
+            configuration.retries = 0
+            api = client.ApiClient(configuration)
         self._api = api
         self._fence = fence
-        """Asked before every request; False refuses it unsent (leader election's `leading`), None: always act."""
+        """Asked before every request: how many seconds it may take (leader election's `write_window`);
+        0 refuses it unsent and bounds nothing else; None: always act, within REQUEST_TIMEOUT_SECONDS."""
         self.field_manager = field_manager[:128]
         """Sent with every write, so managedFields name the replica that wrote (the API server allows 128 characters)."""
         self.requests = 0
@@ -130,18 +138,23 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
-        self._check_fence()  # again here, as late as can be: the worker thread may have waited for its turn
-        response = self._api.call_api(
-            method_, url, header_params=headers, body=payload, _request_timeout=REQUEST_TIMEOUT_SECONDS
-        )
+        # Again here, as late as can be: the worker thread may have waited for its turn. The timeout
+        # ends the request (and the API server drops it if not yet stored) before a standby may lead.
+        timeout = self._check_fence()
+        response = self._api.call_api(method_, url, header_params=headers, body=payload, _request_timeout=timeout)
         response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
         return json.loads(response.data) if response.data else None
 
-    def _check_fence(self) -> None:
-        if self._fence is not None and not self._fence():
+    def _check_fence(self) -> float:
+        """The timeout for a request that leaves now; raises NOT_LEADER if none may leave."""
+        if self._fence is None:
+            return REQUEST_TIMEOUT_SECONDS
+        window = self._fence()
+        if window <= 0:
             raise KubeError(0, NOT_LEADER, "this replica no longer holds the leader Lease: nothing was sent")
+        return min(REQUEST_TIMEOUT_SECONDS, window)
 
     async def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         """One request in a worker thread; whatever goes wrong comes back as a KubeError.

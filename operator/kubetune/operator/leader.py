@@ -11,7 +11,12 @@ job. Three durations make that hold without trusting the replicas' wall clocks:
   clock alone, so it turns false on time even if the renew thread is stuck in a
   request, and every write the operator makes asks it first (kube.Kube's fence);
 - the renew deadline is shorter than the lease duration, so the leader has
-  stopped before any standby may conclude that the Lease expired.
+  stopped before any standby may conclude that the Lease expired;
+- a write that left before the renew deadline must land before then too, so
+  each request's timeout is the time left to the lease duration
+  (`LeaderElection.write_window`): the client hangs up, and the API server drops
+  a request it has not stored yet, before a standby may act. urllib3's retries,
+  which would start the clock again, are off for fenced requests.
 
 Every error while acquiring or renewing counts the same, not only API errors: a
 refused connection (urllib3's MaxRetryError), a timeout, a 500. A standby logs
@@ -153,6 +158,17 @@ class LeaderElection:
     def leading(self) -> bool:
         """True while this replica may act: its last successful renew began within the renew deadline."""
         return self._deadline.leading(time.monotonic())
+
+    def write_window(self) -> float:
+        """Seconds a request sent now may take and still land before any standby may lead; 0: send none.
+
+        A standby takes the Lease no sooner than the lease duration after our last
+        successful renew started; we stop sending at the renew deadline after it.
+        """
+        left = self._deadline.remaining(time.monotonic())
+        if left <= 0:
+            return 0.0
+        return left + self.settings.duration_seconds - self.settings.renew_deadline_seconds
 
     def _attempt(self, timeout: float, take_over: bool) -> Attempt:
         """One read and at most one write of the Lease; `take_over` False only renews our own."""

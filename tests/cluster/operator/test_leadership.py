@@ -45,6 +45,10 @@ ACTING = {
     "job.resumed",
     "job.ended",
 }
+IN_FLIGHT = dt.timedelta(seconds=15 - 10)
+"""The replicas' lease duration less their renew deadline (the defaults): the fence's request timeout lets a
+write sent just before the deadline land this much later, and no standby may lead before then. The deadline
+comes no later than leader.lost, so writes land by leader.lost + IN_FLIGHT."""
 LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (\w+) ([\w.]+)(.*)$")
 
 
@@ -195,19 +199,23 @@ def test_one_leader_acts_through_an_api_server_outage(
         reasons = [fields for _, event, fields in logs["replica-a"] if event == "leader.lost"]
         assert all("not renewed within 10s" in r for r in reasons), reasons
 
-    # 1. The logs: terms of different replicas never overlap, and every decision falls in its replica's term.
+    # 1. The logs: terms of different replicas never overlap; every decision falls in its replica's term, or is a
+    # write sent in it and answered after, and none falls in another replica's term.
     every = [(start, end, n) for n, spans in terms.items() for start, end in spans]
     for (s1, e1, who), (s2, e2, other) in itertools.combinations(every, 2):
         assert who == other or e1 <= s2 or e2 <= s1, f"{who} and {other} led at once: {every}"
     acted = 0
     for n, lines in logs.items():
+        others = [(s, e) for other, spans in terms.items() if other != n for s, e in spans]
         for at, event, fields in lines:
             if event in ACTING:
                 acted += 1
-                assert any(s <= at <= e for s, e in terms[n]), f"{n}: {event} at {at} outside {terms[n]}: {fields}"
+                assert within(at, terms[n]), f"{n}: {event} at {at} outside {terms[n]}: {fields}"
+                assert not inside(at, others), f"{n}: {event} at {at} while another led: {terms}: {fields}"
     assert acted >= 6 * 2  # created and completed, each trial
 
-    # 2. managedFields: every write by a replica's field manager happened while it led (times are to the second).
+    # 2. managedFields: every write by a replica's field manager landed while it led, or while a write it sent
+    # then was still in flight (times are to the second).
     objects = [
         obj
         for kind in ("jobs", "hyperparametertuningjobs", "events")
@@ -225,10 +233,30 @@ def test_one_leader_acts_through_an_api_server_outage(
             assert replica in terms, manager
             at = dt.datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%SZ")
             writes += 1
-            assert any(s.replace(microsecond=0) <= at <= e for s, e in terms[replica]), (
+            assert within(at, terms[replica], whole_seconds=True), (
                 f"{obj['kind']} {obj['metadata']['name']} written by {manager} at {at}, outside its terms {terms[replica]}"
             )
+            others = [(s, e) for other, spans in terms.items() if other != replica for s, e in spans]
+            assert not inside(at, others, whole_seconds=True), (
+                f"{obj['kind']} {obj['metadata']['name']} written by {manager} at {at}, while another led: {terms}"
+            )
     assert writes >= len(jobs) + 1  # each trial Job and the tuning job's status, at least
+
+
+def reach(end: dt.datetime) -> dt.datetime:
+    """Until when a term that ended at `end` may still see its writes land."""
+    return end if end == dt.datetime.max else end + IN_FLIGHT
+
+
+def within(at: dt.datetime, spans: list[tuple[dt.datetime, dt.datetime]], whole_seconds: bool = False) -> bool:
+    """`at` falls in one of the terms, or in the IN_FLIGHT after it; the API server's times are cut to the second."""
+    return any((start.replace(microsecond=0) if whole_seconds else start) <= at <= reach(end) for start, end in spans)
+
+
+def inside(at: dt.datetime, spans: list[tuple[dt.datetime, dt.datetime]], whole_seconds: bool = False) -> bool:
+    """`at` certainly falls in one of the terms (with whole seconds, the second it names does, all of it)."""
+    last = at + dt.timedelta(seconds=1) if whole_seconds else at
+    return any(start <= at and last <= end for start, end in spans)
 
 
 def parse(text: str) -> list[tuple[dt.datetime, str, str]]:
