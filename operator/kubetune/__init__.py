@@ -11,9 +11,9 @@ script and the in-pod sidecar start without importing numpy and the engine.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from kubetune._version import __version__
 from kubetune.collector.report import report
 from kubetune.errors import SpecError
 
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from kubetune.engine import Trial, TrialResult, TrialStatus, Tuner
     from kubetune.results.analytics import analytics
 
-try:
-    __version__ = version("kubetune")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+source"
 
 _LAZY = {
     "Client": "kubetune.client",

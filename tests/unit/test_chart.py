@@ -384,3 +384,16 @@ def test_readme_configuration_table_matches_values_yaml() -> None:
     assert sorted(rows) == sorted(values), "charts/kubetune/README.md's table and values.yaml list different keys"
     for key, default in values.items():
         assert json.loads(rows[key]) == default, f"{key}: README says {rows[key]}, values.yaml {default!r}"
+
+
+def test_one_version_for_the_package_the_chart_and_its_image() -> None:
+    """kubetune.__version__ is a constant (no metadata lookup at import); the installed metadata, the chart's
+    appVersion and its default image tag must all say the same."""
+    from importlib.metadata import version
+
+    import kubetune
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert version("kubetune") == kubetune.__version__ == chart["appVersion"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["image"].get("tag") in ("", None, kubetune.__version__), values["image"]
