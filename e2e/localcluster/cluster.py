@@ -261,6 +261,18 @@ class LocalCluster:
             self._reads = (api, Resources(api))
         return get_json(*self._reads, kind, name, namespace, selector, all_namespaces)
 
+    def create_namespace(self, name: str) -> None:
+        """`kubectl create namespace NAME`, without a kubectl process: the suite makes one per test."""
+        self.api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def delete_namespace(self, name: str) -> None:
+        """`kubectl delete namespace NAME --wait=false`, without a kubectl process; one already gone is fine."""
+        try:
+            self.api.delete(f"/api/v1/namespaces/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
     def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
         """os.environ with KUBECONFIG set and kubectl/helm first on PATH."""
         path = os.pathsep.join(

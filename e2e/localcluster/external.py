@@ -69,6 +69,13 @@ class ExternalCluster:
         args += (["-l", selector] if selector else []) + (["-A"] if all_namespaces else [])
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
+    def create_namespace(self, name: str) -> None:
+        self.kubectl("create", "namespace", name)
+
+    def delete_namespace(self, name: str) -> None:
+        """Returns at once (the namespace goes in the background); one already gone is fine."""
+        self.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
     def serviceaccount_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 86400) -> Path:
         token = self.kubectl(
             "create", "token", name, "-n", namespace, f"--duration={expiration_seconds}s"

@@ -238,6 +238,9 @@ class NodeNetwork:
             # Service addresses needs localnet routing for NodePorts on loopback.
             _sysctl("net/ipv4/ip_forward", "1", self.netns)
             _sysctl("net/ipv4/conf/all/route_localnet", "1", self.netns)
+            # The node's address is its pods' clusterDNS, where nothing answers (node.py): the kernel's
+            # limit of one ICMP error a second per peer would leave most lookups to the resolver's 5 s timeout.
+            _sysctl("net/ipv4/icmp_ratelimit", "0", self.netns)
         except Exception:
             self.delete()
             raise

@@ -297,11 +297,18 @@ class Node:
             # Evict nothing for a full disk or memory of the shared test machine.
             "evictionHard": {"memory.available": "1Mi", "nodefs.available": "0%", "imagefs.available": "0%"},
             "nodeStatusUpdateFrequency": "5s",
+            # Posted when it changes, else once a minute: set alone, the update frequency above would also
+            # make the kubelet write its whole Node status every 5 s (the Lease is the heartbeat).
+            "nodeStatusReportFrequency": "1m",
             "nodeLeaseDurationSeconds": 20,
             "syncFrequency": "10s",
             "serializeImagePulls": False,
             "resolvConf": "/etc/resolv.conf",
             "clusterDomain": "cluster.local",
+            # No cluster DNS runs. Without a clusterDNS the kubelet writes a MissingClusterDNS warning on
+            # every sync of every pod (e2e/README.md); the node's own address, where nothing listens on
+            # port 53, refuses a lookup at once.
+            "clusterDNS": [self.address],
             "shutdownGracePeriod": "0s",
             "containerLogMaxSize": "10Mi",
             "enforceNodeAllocatable": ["pods"],
