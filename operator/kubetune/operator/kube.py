@@ -139,7 +139,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         # Again here, as late as can be: the worker thread may have waited for its turn. The timeout
-        # ends the request (and the API server drops it if not yet stored) before a standby may lead.
+        # ends the request before a standby may lead (the API server cancels it, unless it reached etcd).
         timeout = self._check_fence()
         response = self._api.call_api(method_, url, header_params=headers, body=payload, _request_timeout=timeout)
         response.read()  # type: ignore[no-untyped-call]

@@ -14,9 +14,10 @@ job. Three durations make that hold without trusting the replicas' wall clocks:
   stopped before any standby may conclude that the Lease expired;
 - a write that left before the renew deadline must land before then too, so
   each request's timeout is the time left to the lease duration
-  (`LeaderElection.write_window`): the client hangs up, and the API server drops
-  a request it has not stored yet, before a standby may act. urllib3's retries,
-  which would start the clock again, are off for fenced requests.
+  (`LeaderElection.write_window`): the client hangs up before a standby may
+  act, which cancels the request in the API server unless it already went to
+  etcd. urllib3's retries, which would start the clock again, are off for
+  fenced requests.
 
 Every error while acquiring or renewing counts the same, not only API errors: a
 refused connection (urllib3's MaxRetryError), a timeout, a 500. A standby logs
