@@ -79,6 +79,16 @@ UNREACHABLE = "Unreachable"
 """KubeError.reason when no answer came: the API server is down, unreachable, or too slow."""
 
 
+def without_retries(api: client.ApiClient) -> client.ApiClient:
+    """A client with `api`'s server and credentials, on its own connection pool, that never retries.
+
+    For requests whose timeout must hold: urllib3 would start it again on each retry.
+    """
+    configuration = copy.deepcopy(api.configuration)
+    configuration.retries = 0
+    return client.ApiClient(configuration)
+
+
 def trial_path(kind: str, namespace: str, name: str = "") -> str:
     """The API path of a namespace's trial objects of this kind (a Job or a JobSet), or of one of them."""
     base = (
@@ -104,16 +114,12 @@ class Kube:
         fence: Callable[[], float] | None = None,
         field_manager: str = COMPONENT,
     ) -> None:
-        if fence is not None:
-            # urllib3 retries a failed connect with a fresh timeout each time: a fenced write
-            # could then leave long after its window closed. Ours retry in the next round instead.
-            configuration = copy.deepcopy(api.configuration)
-            configuration.retries = 0
-            api = client.ApiClient(configuration)
-        self._api = api
+        # urllib3 retries a failed connect with a fresh timeout each time: a fenced write could
+        # then leave long after its window closed. Ours retry in the next round instead.
+        self._api = without_retries(api) if fence is not None else api
         self._fence = fence
         """Asked before every request: how many seconds it may take (leader election's `write_window`);
-        0 refuses it unsent and bounds nothing else; None: always act, within REQUEST_TIMEOUT_SECONDS."""
+        0 or less refuses it unsent; None: always act, within REQUEST_TIMEOUT_SECONDS."""
         self.field_manager = field_manager[:128]
         """Sent with every write, so managedFields name the replica that wrote (the API server allows 128 characters)."""
         self.requests = 0

@@ -27,7 +27,6 @@ good — the process exits and comes back as a standby.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 import threading
@@ -38,6 +37,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubetune.logs import decision
+from kubetune.operator.kube import without_retries
 
 log = logging.getLogger("kubetune.operator")
 
@@ -72,9 +72,7 @@ def lease_api(api: client.ApiClient) -> client.CoordinationV1Api:
     and a pool shared with the operator's writes could keep the renew waiting
     for a free connection. The credentials and server are the operator's own.
     """
-    configuration = copy.deepcopy(api.configuration)
-    configuration.retries = 0
-    return client.CoordinationV1Api(client.ApiClient(configuration))
+    return client.CoordinationV1Api(without_retries(api))
 
 
 class RenewDeadline:
