@@ -13,7 +13,7 @@ import pytest
 
 from kubetune.engine.space import SearchSpace
 from kubetune.engine.strategies.base import Observation, SearchState
-from kubetune.engine.strategies.bayesian import BayesianStrategy, initial_design_size
+from kubetune.engine.strategies.bayesian import BayesianStrategy, Region, initial_design_size
 from kubetune.engine.tuner import Tuner
 
 Objective = Callable[[Mapping[str, Any]], float | None]
@@ -422,9 +422,12 @@ def test_in_high_dimensions_sequential_suggestions_stay_in_the_trust_region_and_
     assert isinstance(strategy, BayesianStrategy)
     state = original._search_state()
     strategy._history.update(state)
-    assert _Model.build(strategy, state, np.random.default_rng(0)).box is None  # type: ignore[union-attr]
-    model = _Model.build(strategy, state, np.random.default_rng(0), sequential=True)
-    assert model is not None and model.box is not None
+    assert strategy._region(state.asked, 1, pending=True) is Region.WHOLE  # 16+ dims: trials in flight, as before
+    assert strategy._region(state.asked + 1, 1, pending=True) is Region.WHOLE
+    assert strategy._region(state.asked, 2, pending=False) is Region.WHOLE
+    assert strategy._region(state.asked, 1, pending=False) is Region.TRUST
+    model = _Model.build(strategy, state, np.random.default_rng(0))
+    assert model is not None
     lo, hi = _trust_box(model.centres[0], model.gp.hp.log_ls, strategy.codec.is_cat, strategy._history.trust.length)
     assert np.array_equal(model.box[0], lo) and np.array_equal(model.box[1], hi)
     assert (hi - lo).min() < 1.0  # a real restriction
@@ -438,3 +441,77 @@ def test_in_high_dimensions_sequential_suggestions_stay_in_the_trust_region_and_
     restored = Tuner(sphere16_spec(budget=40, parallel=3), history=history)
     assert [t.tuned for t in restored.running] == [t.tuned for t in running]
     assert [t.tuned for t in restored.ask(2)] == [t.tuned for t in original.ask(2)]
+
+
+def sphere6_spec(**kw: Any) -> dict[str, Any]:
+    names = [f"x{i}" for i in range(6)]
+    return spec(
+        continuous=[{"name": n, "minValue": -5.0, "maxValue": 10.0, "scalingType": "Linear"} for n in names], **kw
+    )
+
+
+def test_below_16_dimensions_an_ask_for_one_trial_while_others_run_mostly_picks_in_the_trust_region() -> None:
+    strategy = BayesianStrategy(Tuner(sphere6_spec()).space)
+    assert {strategy._region(n, 1, pending=False) for n in range(40)} == {Region.WHOLE}  # sequential: as before
+    assert {strategy._region(n, 8, pending=p) for n in range(40) for p in (False, True)} == {Region.WHOLE}  # batches
+    every = strategy.settings.global_every
+    assert every == 4
+    one_while_others_run = [strategy._region(n, 1, pending=True) for n in range(40)]
+    expected = [Region.WHOLE if n % every == every - 1 else Region.TRUST for n in range(40)]
+    assert one_while_others_run == expected  # by trial number: a restore agrees
+    from dataclasses import replace
+
+    strategy.settings = replace(strategy.settings, global_distance=0.2)
+    assert [strategy._region(n, 1, pending=True) for n in range(8)] == [Region.TRUST] * 3 + [Region.FAR] + [
+        Region.TRUST
+    ] * 3 + [Region.FAR]
+    strategy.settings = replace(strategy.settings, global_every=0)
+    assert {strategy._region(n, 1, pending=True) for n in range(40)} == {Region.WHOLE}
+
+
+def rastrigin(c: Mapping[str, Any]) -> float:
+    """Many local minima: improvements stall, so the trust region shrinks below the whole cube."""
+    return float(
+        sum((float(v) - 1.0) ** 2 + 10.0 * (1.0 - math.cos(2.0 * math.pi * (float(v) - 1.0))) for v in c.values())
+    )
+
+
+@pytest.mark.parametrize("far", [0.0, 0.2])
+def test_one_trial_asked_while_others_run_refines_in_the_trust_region_or_searches_wider_and_restores_exactly(
+    far: float,
+) -> None:
+    from dataclasses import replace
+
+    from kubetune.engine.strategies.bayesian import _Model, _trust_box
+
+    def tuner_of(history: Any = None) -> Tuner:
+        tuner = Tuner(sphere6_spec(budget=80, parallel=4), history=history)
+        assert isinstance(tuner._strategy, BayesianStrategy)
+        tuner._strategy.settings = replace(tuner._strategy.settings, global_distance=far)
+        return tuner
+
+    tuner = drive(tuner_of(), rastrigin, trials=30)
+    strategy = tuner._strategy
+    assert isinstance(strategy, BayesianStrategy)
+    running = tuner.ask(3)  # a synchronous batch: the whole space, as before
+    inside: dict[int, bool] = {}
+    every, radius = strategy.settings.global_every, far * math.sqrt(6)
+    for _ in range(12):
+        state = tuner._search_state()
+        strategy._history.update(state)
+        model = _Model.build(strategy, state, np.random.default_rng(0))
+        assert model is not None
+        lo, hi = _trust_box(model.centres[0], model.gp.hp.log_ls, strategy.codec.is_cat, strategy._history.trust.length)
+        assert (hi - lo).min() < 1.0  # a real restriction
+        history = json.loads(json.dumps(tuner.history()))
+        (trial,) = tuner.ask(1)  # three others running
+        restored = tuner_of(history)
+        assert [t.tuned for t in restored.ask(1)] == [trial.tuned]
+        u = strategy.codec.unit(strategy.codec.rows([trial.tuned]))[0]
+        inside[state.asked] = bool(np.all((u >= lo - 1e-9) & (u <= hi + 1e-9)))
+        if state.asked % every == every - 1:  # a whole-space pick, far from the best result if asked to be
+            assert np.linalg.norm(u - strategy.codec.unit(model.centres[:1])[0]) >= radius
+        tuner.tell(running[0].id, rastrigin(running[0].tuned))  # the oldest finishes
+        running = [*running[1:], trial]
+    assert all(inside[n] for n in inside if n % every != every - 1)  # the refining picks
+    assert not all(inside[n] for n in inside if n % every == every - 1)  # the global ones left the box
