@@ -161,6 +161,38 @@ def test_a_batch_of_32_keeps_two_percent_of_the_diagonal_apart_and_still_exploit
     assert sum(d > 0.25 * diagonal for d in to_best) >= 8  # and exploration far from it
 
 
+def test_the_thompson_half_of_a_batch_follows_the_posterior_not_the_uniform() -> None:
+    """Thompson picks explore where the model says the minimum may be: on Branin after 25 results they sit
+    far lower than uniform points would, yet are spread (each its own draw)."""
+    tuner = drive(Tuner(spec(budget=100, parallel=32)), branin, trials=25)
+    first = tuner._search_state().asked
+    batch = tuner.ask(32)
+    strategy = tuner._strategy
+    assert isinstance(strategy, BayesianStrategy)
+    thompson = [t.tuned for i, t in enumerate(batch) if strategy._region(first + i, 32, False) is Region.THOMPSON]
+    assert len(thompson) == 16
+    uniform = tuner.space.sample(np.random.default_rng(0), 200)
+    assert np.median([branin(c) for c in thompson]) < 0.25 * np.median([branin(c) for c in uniform])
+    assert len({tuner.space.key(c) for c in thompson}) == 16
+
+
+def test_a_batch_asked_while_trials_run_draws_their_values_and_a_single_ask_believes_their_mean() -> None:
+    from kubetune.engine.strategies.bayesian import Pending, _Model
+
+    tuner = drive(Tuner(spec(budget=100, parallel=8)), branin, trials=20)
+    tuner.ask(3)
+    strategy = tuner._strategy
+    assert isinstance(strategy, BayesianStrategy)
+    state = tuner._search_state()
+    strategy._history.update(state)
+    batch = _Model.build(strategy, state, np.random.default_rng(0), picks=4, batch=True)
+    single = _Model.build(strategy, state, np.random.default_rng(0), picks=1, batch=False)
+    assert batch is not None and single is not None
+    assert batch.mode is Pending.SAMPLED and len(batch.running) == 3 and batch.draws.shape == (128, 7)
+    assert len(batch.gp.x) == 20  # the running trials are not in the model: their values are drawn
+    assert single.mode is Pending.BELIEVER and len(single.running) == 0 and len(single.gp.x) == 23
+
+
 def test_running_trials_count_for_the_spacing_of_a_new_batch() -> None:
     space, state = random_state(30, seed=2)
     strategy = BayesianStrategy(space)
@@ -424,7 +456,8 @@ def test_in_high_dimensions_sequential_suggestions_stay_in_the_trust_region_and_
     strategy._history.update(state)
     assert strategy._region(state.asked, 1, pending=True) is Region.WHOLE  # 16+ dims: trials in flight, as before
     assert strategy._region(state.asked + 1, 1, pending=True) is Region.WHOLE
-    assert strategy._region(state.asked, 2, pending=False) is Region.WHOLE
+    assert strategy._region(2 * state.asked, 2, pending=False) is Region.WHOLE  # batches: EI and Thompson
+    assert strategy._region(2 * state.asked + 1, 2, pending=False) is Region.THOMPSON
     assert strategy._region(state.asked, 1, pending=False) is Region.TRUST
     model = _Model.build(strategy, state, np.random.default_rng(0))
     assert model is not None
@@ -453,7 +486,8 @@ def sphere6_spec(**kw: Any) -> dict[str, Any]:
 def test_below_16_dimensions_an_ask_for_one_trial_while_others_run_mostly_picks_in_the_trust_region() -> None:
     strategy = BayesianStrategy(Tuner(sphere6_spec()).space)
     assert {strategy._region(n, 1, pending=False) for n in range(40)} == {Region.WHOLE}  # sequential: as before
-    assert {strategy._region(n, 8, pending=p) for n in range(40) for p in (False, True)} == {Region.WHOLE}  # batches
+    for p in (False, True):  # batches: every other pick a Thompson draw, by trial number
+        assert [strategy._region(n, 8, pending=p) for n in range(40)] == [Region.WHOLE, Region.THOMPSON] * 20
     every = strategy.settings.global_every
     assert every == 4
     one_while_others_run = [strategy._region(n, 1, pending=True) for n in range(40)]

@@ -9,10 +9,12 @@ stays informative there, and so does its gradient.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 from scipy.special import erfcx, log_ndtr, ndtr
 
+from kubetune._gp.gp import GP
 from kubetune._gp.kernel import FloatArray
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -35,16 +37,17 @@ def log_h(z: FloatArray) -> FloatArray:
     return out
 
 
-def log_ei(mu: FloatArray, var: FloatArray, best: float) -> FloatArray:
-    """log EI of values below `best` (minimisation), for each (mu, var)."""
+def log_ei(mu: FloatArray, var: FloatArray, best: float | FloatArray) -> FloatArray:
+    """log EI of values below `best` (minimisation), for each (mu, var); arrays broadcast."""
     sd = np.sqrt(var)
     return np.asarray(log_h((best - mu) / sd) + np.log(sd), dtype=float)
 
 
 def log_ei_with_grad(
-    mu: FloatArray, var: FloatArray, dmu: FloatArray, dvar: FloatArray, best: float
+    mu: FloatArray, var: FloatArray, dmu: FloatArray, dvar: FloatArray, best: float | FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """log EI (m,) and its gradient (m, d), from the posterior's values (m,) and gradients (m, d)."""
+    """log EI (m,) and its gradient (m, d), from the posterior's values (m,) and gradients (m, d);
+    `best` is one threshold or one per row (m,)."""
     sd = np.sqrt(var)
     z = (best - mu) / sd
     lh = log_h(z)
@@ -53,3 +56,30 @@ def log_ei_with_grad(
     ratio_pdf = np.exp(-0.5 * z * z - _LOG_SQRT_2PI - lh) / sd
     grad = -ratio_cdf[:, None] * dmu + (ratio_pdf / (2.0 * sd))[:, None] * dvar
     return lh + np.log(sd), grad
+
+
+class Acquisition(Protocol):
+    """What the optimiser maximises: larger is better, one value per query row."""
+
+    def value(self, z: FloatArray) -> FloatArray:
+        """(m,) at Z (m, d)."""
+        ...
+
+    def value_with_grad(self, z: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(m,) and the gradient (m, d) at Z; categorical columns get 0."""
+        ...
+
+
+class LogEI:
+    """log EI under one posterior, below one threshold: the acquisition with no trial running."""
+
+    def __init__(self, gp: GP, best: float) -> None:
+        self.gp, self.best = gp, best
+
+    def value(self, z: FloatArray) -> FloatArray:
+        mu, var = self.gp.predict(z)
+        return log_ei(mu, var, self.best)
+
+    def value_with_grad(self, z: FloatArray) -> tuple[FloatArray, FloatArray]:
+        mu, var, dmu, dvar = self.gp.predict_with_grad(z)
+        return log_ei_with_grad(mu, var, dmu, dvar, self.best)

@@ -129,12 +129,12 @@ class GP:
         self.x, self.y, self.is_cat, self.hp = x, y, is_cat, hp
         cov = hp.amp * matern52(scaled_sq_dist(x, x, hp.inv_ls2, is_cat))
         cov[np.diag_indices(len(x))] += hp.noise + extra + JITTER
-        self.chol = _robust_cholesky(cov)
+        self.chol = robust_cholesky(cov)
         self.alpha = cho_solve((self.chol, True), y, check_finite=False)
 
     def cross(self, z: FloatArray) -> FloatArray:
         """k(Z, X): (m, n)."""
-        return self.hp.amp * matern52(scaled_sq_dist(z, self.x, self.hp.inv_ls2, self.is_cat))
+        return self.kernel(z, self.x)
 
     def predict(self, z: FloatArray) -> tuple[FloatArray, FloatArray]:
         kzx = self.cross(z)
@@ -143,14 +143,23 @@ class GP:
         var = np.maximum(self.hp.amp - (v * v).sum(0), 1e-12)
         return mu, var
 
+    def kernel(self, a: FloatArray, b: FloatArray) -> FloatArray:
+        """k(A, B) under this posterior's hyperparameters: (len(a), len(b)), noise excluded."""
+        return self.hp.amp * matern52(scaled_sq_dist(a, b, self.hp.inv_ls2, self.is_cat))
+
+    def kernel_with_grad(self, z: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """k(Z, B) (m, p) and its gradient in Z (m, p, d); categorical columns get gradient 0."""
+        hp = self.hp
+        k0, slope = matern52_and_slope(scaled_sq_dist(z, b, hp.inv_ls2, self.is_cat))
+        # d k_mi / d z_mj = amp * slope_mi * 2 (z_mj - b_ij) / ls_j^2 for continuous j
+        dk = (hp.amp * 2.0 * slope)[:, :, None] * (z[:, None, :] - b[None, :, :]) * hp.inv_ls2
+        dk[:, :, self.is_cat] = 0.0
+        return hp.amp * k0, dk
+
     def predict_with_grad(self, z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """mu, var (m,) and their gradients (m, d) at Z; categorical columns get gradient 0."""
         hp = self.hp
-        k0, slope = matern52_and_slope(scaled_sq_dist(z, self.x, hp.inv_ls2, self.is_cat))
-        k = hp.amp * k0  # (m, n)
-        # d k_mi / d z_mj = amp * slope_mi * 2 (z_mj - x_ij) / ls_j^2 for continuous j: (m, n, d)
-        dk = (hp.amp * 2.0 * slope)[:, :, None] * (z[:, None, :] - self.x[None, :, :]) * hp.inv_ls2
-        dk[:, :, self.is_cat] = 0.0
+        k, dk = self.kernel_with_grad(z, self.x)  # (m, n), (m, n, d)
         v = solve_triangular(self.chol, k.T, lower=True, check_finite=False)  # (n, m)
         w = solve_triangular(self.chol, v, lower=True, trans=1, check_finite=False)  # K^-1 k: (n, m)
         var = np.maximum(hp.amp - (v * v).sum(0), 1e-12)
@@ -165,7 +174,7 @@ class GP:
         kzz = hp.amp * matern52(scaled_sq_dist(z, z, hp.inv_ls2, self.is_cat))
         kzz[np.diag_indices(len(z))] += hp.noise + extra + JITTER
         l21 = solve_triangular(self.chol, kxz, lower=True, check_finite=False).T
-        l22 = _robust_cholesky(kzz - l21 @ l21.T)
+        l22 = robust_cholesky(kzz - l21 @ l21.T)
         n, p = len(self.x), len(z)
         chol = np.zeros((n + p, n + p))
         chol[:n, :n], chol[n:, :n], chol[n:, n:] = self.chol, l21, l22
@@ -185,7 +194,7 @@ def _inverse(chol: FloatArray) -> FloatArray:
     return np.asarray(inv, dtype=float)
 
 
-def _robust_cholesky(cov: FloatArray) -> FloatArray:
+def robust_cholesky(cov: FloatArray) -> FloatArray:
     """Cholesky with growing jitter: duplicate points and near-zero noise make K singular in floating point."""
     jitter = 0.0
     scale = float(np.mean(np.diag(cov))) if len(cov) else 1.0

@@ -17,8 +17,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import qmc
 
-from kubetune._gp.acquisition import log_ei, log_ei_with_grad
-from kubetune._gp.gp import GP
+from kubetune._gp.acquisition import Acquisition
 from kubetune._gp.kernel import FloatArray
 
 LOCAL_SCALES = np.array([0.3, 0.1, 0.03, 0.01, 0.003])
@@ -65,7 +64,7 @@ def candidates(
 
 
 def _polish(
-    gp: GP, best: float, z0: FloatArray, cont: np.ndarray, max_iter: int, box: tuple[FloatArray, FloatArray] | None
+    acq: Acquisition, z0: FloatArray, cont: np.ndarray, max_iter: int, box: tuple[FloatArray, FloatArray] | None
 ) -> FloatArray:
     """L-BFGS-B on the continuous columns of all starts Z0 (s, d) at once, the categorical columns held.
 
@@ -81,8 +80,7 @@ def _polish(
     def neg(u: FloatArray) -> tuple[float, FloatArray]:
         z = z0.copy()
         z[:, cont] = u.reshape(s, c)
-        mu, var, dmu, dvar = gp.predict_with_grad(z)
-        value, grad = log_ei_with_grad(mu, var, dmu, dvar, best)
+        value, grad = acq.value_with_grad(z)
         return -float(value.sum()), -grad[:, cont].reshape(-1)
 
     res = minimize(
@@ -98,19 +96,17 @@ def _polish(
     return z
 
 
-def _sweep_categories(gp: GP, best: float, z: FloatArray, n_choices: np.ndarray) -> FloatArray:
+def _sweep_categories(acq: Acquisition, z: FloatArray, n_choices: np.ndarray) -> FloatArray:
     """Each categorical column in turn set to its best value, the others held."""
     for j in np.flatnonzero(n_choices > 0):
         trial = np.repeat(z[None, :], int(n_choices[j]), axis=0)
         trial[:, j] = np.arange(n_choices[j])
-        mu, var = gp.predict(trial)
-        z = trial[int(np.argmax(log_ei(mu, var, best)))]
+        z = trial[int(np.argmax(acq.value(trial)))]
     return z
 
 
 def maximize(
-    gp: GP,
-    best: float,
+    acq: Acquisition,
     pool: FloatArray,
     n_choices: np.ndarray,
     snap: Callable[[FloatArray], FloatArray],
@@ -118,21 +114,16 @@ def maximize(
     max_iter: int = 100,
     box: tuple[FloatArray, FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Snapped points, best first, with their log EI: the polished starts first, then the rest of the pool.
+    """Snapped points, best first, with their acquisition values: the polished starts first, then the rest of the pool.
 
     Returning a ranked list rather than one point lets the caller skip
     duplicates of configurations already tried without a second search.
     """
-    mu, var = gp.predict(pool)
-    scores = log_ei(mu, var, best)
+    scores = acq.value(pool)
     order = np.argsort(-scores, kind="stable")
     cont = n_choices == 0
-    polished = [
-        _sweep_categories(gp, best, z, n_choices)
-        for z in _polish(gp, best, pool[order[:n_starts]], cont, max_iter, box)
-    ]
+    polished = [_sweep_categories(acq, z, n_choices) for z in _polish(acq, pool[order[:n_starts]], cont, max_iter, box)]
     points = snap(np.vstack([np.array(polished), pool[order[:RANKED]]]))
-    mu, var = gp.predict(points)
-    values = log_ei(mu, var, best)
+    values = acq.value(points)
     rank = np.argsort(-values, kind="stable")
     return points[rank], values[rank]

@@ -32,11 +32,36 @@ How a suggestion is made, and why:
    Small matrices gain nothing from BLAS threads and lose much to contention
    on a busy node, so every suggestion runs with one BLAS thread
    (`kubetune.engine.threads`), whatever the process's own setting.
-4. **Pending trials** (running now, and the earlier picks of this same batch)
-   enter as noise-free fantasies at the posterior mean ("kriging believer"),
-   and the incumbent is lowered to the best fantasy: the mean is unchanged but
-   the uncertainty there collapses, so expected improvement near a running
-   trial vanishes and the next pick goes elsewhere.
+4. **Trials in flight.** How the trials running (and, in a batch, its
+   earlier picks) enter the acquisition depends on the ask:
+
+   - **An ask for several trials** (`ask(n)`, n > 1) draws their values
+     jointly from the posterior, 128 times (`kubetune._gp.pending`), and
+     maximises EI averaged over the draws, each below min(incumbent, the
+     draw's best): the Monte Carlo q-EI of {trials in flight, new pick} less
+     its part that does not depend on the pick, with the pick's own value
+     integrated exactly. It is what Optuna's GPSampler does for running
+     trials. A pick next to the incumbent keeps its value in every draw
+     where the trials in flight do not improve, which is most of them.
+   - **An ask for one trial while others run** (how the operator fills a
+     free slot) uses the kriging believer: each running trial enters as a
+     noise-free fantasy at its posterior mean, and the incumbent is lowered
+     to the best fantasy. The mean is unchanged but the uncertainty there
+     collapses, so EI near a running trial vanishes and the pick goes
+     elsewhere.
+
+   Why each: bench/bayesian_batch (Thompson picks on, point 4c) and
+   bench/bayesian (8 pending, one trial asked at a time), median final
+   regret over seeds 0-9, drawn / believer, 2026-12-07:
+
+       32 x 8:  Hartmann6 1.3e-5 / 2.6e-5      Levy-20 10.9 / 17.4
+       8 pending: Branin 6.3e-7 / 2.4e-6       Hartmann6 0.067 / 0.055
+                  Rosenbrock-4 3.64 / 3.27     Ackley-5 2.51 / 2.89
+                  mixed 7.4e-7 / 2.0e-7        noisy Hartmann6 0.178 / 0.166
+
+   Drawn wins both batch cells; one at a time it wins two of six and loses
+   noisy Hartmann6 past 2x GPSampler's 0.084, so one-trial asks keep the
+   believer.
 4b. **Batch spacing.** Fantasies alone do not spread a large batch: EI stays
    high a hair away from a fantasy, so after a few picks the rest pack around
    the best region. Every pick therefore keeps at least `batch_spacing` (2%)
@@ -70,6 +95,26 @@ How a suggestion is made, and why:
 
    Better or equal on 7 of 8; a 5% spacing did worse on the one seed of
    Hartmann6 100 x 4 it was tried on (0.068 against 0.021).
+   (These figures are of 2026-12-02, when batches used the believer and no
+   Thompson picks; the spacing applies to every pick of point 4c too.)
+4c. **Thompson picks in a batch.** Every other pick of a batch (by trial
+   number, so a restore agrees) is the lowest point of one joint draw of the
+   posterior over 1,024 candidates (the same Sobol and local candidates, the
+   same spacing), not the maximum of EI. A draw goes to each basin about as
+   often as the model thinks the minimum may lie there, so a batch keeps
+   looking for a better basin while its EI half refines the incumbent's: on
+   Hartmann6 the search otherwise settles in the basin 0.119 above the
+   minimum. bench/bayesian_batch, drawn fantasies, median final regret over
+   seeds 0-9, none / every 4th / every 2nd pick:
+
+       32 x 8:   Hartmann6 8.0e-4 / 5.9e-5 / 1.3e-5    Levy-20 13.9 / - / 10.9
+       100 x 4:  Hartmann6 0.119 / - / 0.073
+
+   Every 2nd it is. For one trial asked while 8 run (bench/bayesian
+   Hartmann6) Thompson picks on every 2nd trial number did not help (0.062
+   with the trust region of point 7, 0.064 without, against 0.055), so
+   they are for batches only. Each Thompson pick costs one Cholesky
+   factorisation of 1,024 x 1,024 (`thompson_pool`).
 5. **Acquisition.** Log EI, maximised over Sobol and local candidates with
    L-BFGS-B polish (`kubetune._gp.optimize`). Integers are optimised relaxed
    and snapped to their cell; categoricals take each of their values. A pick
@@ -142,11 +187,15 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.stats import qmc
 
 from kubetune._gp import GP, fit, warp_losses
+from kubetune._gp.acquisition import Acquisition, LogEI
+from kubetune._gp.gp import robust_cholesky
 from kubetune._gp.kernel import FloatArray
 from kubetune._gp.optimize import candidates, maximize
+from kubetune._gp.pending import PendingLogEI, normal_draws
 from kubetune.api.spec import ParameterValue
 from kubetune.engine.space import Kind, SearchSpace
 from kubetune.engine.strategies.base import Config, Observation, SearchState, Strategy, batch_rng
@@ -154,6 +203,15 @@ from kubetune.engine.threads import engine_threads
 
 SNAP_LIMIT = 10_000
 """Integer ranges up to this many values are snapped to their cells while optimising; wider ones act continuous."""
+
+
+class Pending(Enum):
+    """How an ask accounts for the trials in flight."""
+
+    SAMPLED = "sampled"
+    """Their values drawn jointly from the posterior; EI of the new pick averaged over the draws."""
+    BELIEVER = "believer"
+    """Kriging believer: each fantasised at its posterior mean, noise-free (before issue 16)."""
 
 
 class Region(Enum):
@@ -165,6 +223,8 @@ class Region(Enum):
     """The trust region around the incumbent (module docstring, points 6 and 7)."""
     FAR = "far"
     """The whole space less a ball around the best result (module docstring, point 7)."""
+    THOMPSON = "thompson"
+    """The minimum of one draw of the posterior over the candidates, not the maximum of EI."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +235,8 @@ class BayesianSettings:
     """Most results the GP is conditioned on; past it, a subset (see the module docstring)."""
     fit_points: int = 100
     """Most results the hyperparameters are fitted on: the fit is the O(n^3)-per-iteration part."""
+    thompson_pool: int = 1024
+    """Candidates a Thompson pick draws over."""
     global_candidates: int = 512
     """Sobol candidates over the whole space per pick."""
     local_candidates: int = 512
@@ -195,6 +257,12 @@ class BayesianSettings:
     every `global_every`-th trial number, which searches the whole space (module docstring, point 7);
     0 or 1: every such pick searches the whole space, as before."""
     global_distance: float = 0.0
+    thompson_every: int = 2
+    """In a batch (`ask(n)`, n > 1), every `thompson_every`-th pick is a Thompson sample; 0: none."""
+    pending: Pending = Pending.BELIEVER
+    """How the trials running enter the acquisition of an ask for one trial (module docstring, point 4)."""
+    batch_pending: Pending = Pending.SAMPLED
+    """How the trials in flight (running, and the batch's earlier picks) enter it in an ask for several."""
     """If positive, those whole-space picks keep at least this fraction of the unit cube's diagonal from the
     best result. Off: it fixes Hartmann6 with 8 pending but costs noisy Hartmann6 (module docstring, point 7)."""
 
@@ -288,7 +356,7 @@ class BayesianStrategy(Strategy):
         for i in range(count):
             number = state.asked + i
             if model is None and number >= self.n_init:
-                model = _Model.build(self, state, rng)
+                model = _Model.build(self, state, rng, count - i, count > 1)
             if model is None:
                 config = self._space_filling(number, seed, taken, rng)
             else:
@@ -308,6 +376,9 @@ class BayesianStrategy(Strategy):
         function of the trial number, not of a counter, so a restored tuner picks the same way.
         """
         settings = self.settings
+        te = settings.thompson_every
+        if te >= 1 and count > 1 and number % te == te - 1:
+            return Region.THOMPSON
         if self.space.dims >= settings.trust_region_dims:
             return Region.TRUST if count == 1 and not pending else Region.WHOLE
         every = settings.global_every
@@ -469,9 +540,23 @@ class _Model:
     """(k, d) unit-cube rows of the pending trials and of this batch's picks so far."""
     box: tuple[FloatArray, FloatArray]
     """Lower and upper bounds (model rows) of the trust region, for the picks confined to it."""
+    mode: Pending
+    """How the trials in flight enter the acquisition."""
+    running: FloatArray
+    """(k, d) model rows of the trials in flight, for `Pending.SAMPLED` (the GP holds them as fantasies
+    for `Pending.BELIEVER`)."""
+    draws: FloatArray
+    """(SAMPLES, k + picks) standard normals: the joint draws of the values of the trials in flight."""
 
     @classmethod
-    def build(cls, strategy: BayesianStrategy, state: SearchState, rng: np.random.Generator) -> _Model | None:
+    def build(
+        cls,
+        strategy: BayesianStrategy,
+        state: SearchState,
+        rng: np.random.Generator,
+        picks: int = 1,
+        batch: bool = False,
+    ) -> _Model | None:
         settings, codec = strategy.settings, strategy.codec
         obs, failed, history = state.observations, state.failed, strategy._history
         if len(obs) < max(3, strategy.n_init // 2):
@@ -495,16 +580,28 @@ class _Model:
         best = float(mu.min())
         order = np.argsort(y[real], kind="stable")[:5]
         centres = x[real][order]
+        box = _trust_box(centres[0], gp.hp.log_ls, codec.is_cat, history.trust.length)
+        mode = settings.batch_pending if batch else settings.pending
+        running = np.empty((0, codec.space.dims))
         if state.pending:
             xp = codec.rows(list(state.pending))
-            mu_p = gp.predict(xp)[0]
-            gp = gp.condition(xp, mu_p, _fantasy_extra(gp, len(xp)))
-            best = min(best, float(mu_p.min()))  # as if observed: else EI there stays at the predicted gain
+            if mode is Pending.BELIEVER:
+                mu_p = gp.predict(xp)[0]
+                gp = gp.condition(xp, mu_p, _fantasy_extra(gp, len(xp)))
+                best = min(best, float(mu_p.min()))  # as if observed: else EI there stays at the predicted gain
+            else:
+                running = xp
             in_flight = codec.unit(xp)
         else:
             in_flight = np.empty((0, codec.space.dims))
-        box = _trust_box(centres[0], gp.hp.log_ls, codec.is_cat, history.trust.length)
-        return cls(strategy, gp, best, centres, in_flight, box)
+        draws = normal_draws(rng, len(running) + picks) if mode is Pending.SAMPLED else np.empty((0, 0))
+        return cls(strategy, gp, best, centres, in_flight, box, mode, running, draws)
+
+    def acquisition(self) -> Acquisition:
+        """log EI, or with trials in flight under `Pending.SAMPLED`, its average over their joint draws."""
+        if len(self.running) == 0:
+            return LogEI(self.gp, self.best)
+        return PendingLogEI(self.gp, self.best, self.running, self.draws)
 
     def pick(
         self, rng: np.random.Generator, taken: set[tuple[Any, ...]], region: Region = Region.WHOLE
@@ -531,7 +628,10 @@ class _Model:
             far = self._apart(pool, away, self.centres[:1])
             if far.any():  # else a discrete space with nothing that far left: the best of what there is
                 pool = pool[far]
-        points, _ = maximize(self.gp, self.best, pool, codec.n_choices, codec.snap, settings.polish_starts, box=box)
+        if region is Region.THOMPSON:
+            points = self._thompson(rng, pool)
+        else:
+            points, _ = maximize(self.acquisition(), pool, codec.n_choices, codec.snap, settings.polish_starts, box=box)
         if radius > 0 and len(self.in_flight):
             # polishing may climb back towards a pick in flight; those go behind the ones that kept their distance
             points = points[np.argsort(~self._apart(points, radius), kind="stable")]
@@ -551,11 +651,25 @@ class _Model:
             chosen = codec.row(config)
         assert chosen is not None
         z = chosen[None, :]
-        mu = self.gp.predict(z)[0]
-        self.gp = self.gp.condition(z, mu, _fantasy_extra(self.gp, 1))
-        self.best = min(self.best, float(mu[0]))
+        if self.mode is Pending.BELIEVER:
+            mu = self.gp.predict(z)[0]
+            self.gp = self.gp.condition(z, mu, _fantasy_extra(self.gp, 1))
+            self.best = min(self.best, float(mu[0]))
+        else:
+            self.running = np.vstack([self.running, z])
         self.in_flight = np.vstack([self.in_flight, codec.unit(z)])
         return config
+
+    def _thompson(self, rng: np.random.Generator, pool: FloatArray) -> FloatArray:
+        """`pool` (snapped) ordered by one joint draw of the posterior over it, lowest first."""
+        pool = self.strategy.codec.snap(pool)[: self.strategy.settings.thompson_pool]
+        gp = self.gp
+        mu = gp.predict(pool)[0]
+        v = solve_triangular(gp.chol, gp.cross(pool).T, lower=True, check_finite=False)
+        cov = gp.kernel(pool, pool) - v.T @ v
+        chol = robust_cholesky(cov + 1e-8 * gp.hp.amp * np.eye(len(pool)))
+        draw = mu + chol @ rng.standard_normal(len(pool))
+        return pool[np.argsort(draw, kind="stable")]
 
     def _apart(self, rows: FloatArray, radius: float, others: FloatArray | None = None) -> np.ndarray:
         """(m,) whether each row is at least `radius` (unit-cube distance) from every suggestion in flight,
