@@ -122,7 +122,8 @@ How a suggestion is made, and why:
    with the trust region of point 7, 0.064 without, against 0.055), so
    they are for batches only. Nor did confining the Thompson picks of a
    20-dimensional batch to the trust region (TuRBO's batch): Levy-20 100 x 4,
-   seeds 0-3, 31.9 against 30.7 (none: 29.1). Each Thompson pick costs one
+   seeds 0-3, model of 200 results (point 3), 31.9 against 34.5 (no Thompson
+   picks: 29.1, within the spread of 4 seeds). Each Thompson pick costs one
    Cholesky factorisation of 1,024 x 1,024 (`thompson_pool`).
 5. **Acquisition.** Log EI, maximised over Sobol and local candidates with
    L-BFGS-B polish (`kubetune._gp.optimize`). Integers are optimised relaxed
