@@ -417,22 +417,23 @@ def sphere16_spec(**kw: Any) -> dict[str, Any]:
     )
 
 
-def test_the_model_grows_with_the_dimension_but_not_with_the_history() -> None:
-    """16 hyperparameters: up to 320 results in the model and 160 in the fit (20 and 10 per hyperparameter),
-    so 250 results are all kept, and 1,000 still give 320; 6 hyperparameters keep the 200 of the settings."""
+def test_with_trials_in_flight_the_model_grows_with_the_dimension_but_not_with_the_history() -> None:
+    """16 hyperparameters and trials in flight: up to 320 results in the model (20 per hyperparameter), so
+    250 results are all kept and 1,000 still give 320; a sequential ask, or 6 hyperparameters, keep 200."""
     from kubetune.engine.strategies.bayesian import _Model
 
-    for spec_of, results, kept in (
-        (sphere16_spec, 250, 250),
-        (sphere16_spec, 1000, 320),
-        (sphere6_spec, 250, 200),
+    for spec_of, results, batch, kept in (
+        (sphere16_spec, 250, True, 250),
+        (sphere16_spec, 1000, True, 320),
+        (sphere16_spec, 250, False, 200),
+        (sphere6_spec, 250, True, 200),
     ):
         strategy = BayesianStrategy(Tuner(spec_of()).space)
         rng = np.random.default_rng(0)
         configs = strategy.space.sample(rng, results)
         state = state_of(strategy.space, configs, [sphere(c) for c in configs])
         strategy._history.update(state)
-        model = _Model.build(strategy, state, rng)
+        model = _Model.build(strategy, state, rng, 2 if batch else 1, batch)
         assert model is not None and len(model.gp.x) == kept
 
 
