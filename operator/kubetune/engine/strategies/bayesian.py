@@ -154,8 +154,10 @@ How a suggestion is made, and why:
 
    Better on two, worse on the two Levy problems. Those are 2026-12-03
    figures: rerun on 2026-12-07 the same sequential path gives Rosenbrock-30
-   1.0e5, Ackley-20 5.51, Levy-20 10.7 and Levy-30 45, so something since
-   (not yet found) costs Rosenbrock-30 and Levy-30; bench/bayesian_batch. In batches it lost everywhere it was tried (same seeds,
+   1.0e5, Ackley-20 5.51, Levy-20 10.7 and Levy-30 45. Not a code change:
+   the commit that stored them (82d8c49) gives today's figure here too
+   (Levy-20 seed 0: 5.47, stored 16.6), so the machine's floating point
+   differs and the runs diverge from there (bench/bayesian_batch). In batches it lost everywhere it was tried (same seeds,
    box on every ask): Levy-20 32 x 8 23.5 / 29.7, 100 x 4 31.4 / 47.6,
    Rosenbrock-30 32 x 8 7.1e4 / 7.4e4, 100 x 4 7.0e4 / 3.0e5, hence
    sequential asks only. For batches nothing changes; below 16 dimensions
