@@ -109,5 +109,11 @@ class Api:
     def patch(self, path: str, body: Any, patch_type: str = STRATEGIC) -> Obj:
         return self.request("PATCH", path, body, content_type=patch_type)
 
-    def delete(self, path: str, body: Obj | None = None) -> Obj:
-        return self.request("DELETE", path, body)
+    def delete(self, path: str, body: Obj | None = None, missing_ok: bool = False) -> Obj:
+        """DELETE; with `missing_ok`, an object already gone (404) is not an error and gives {}."""
+        try:
+            return self.request("DELETE", path, body)
+        except ApiError as exc:
+            if missing_ok and exc.status == 404:
+                return {}
+            raise

@@ -23,7 +23,7 @@ from types import TracebackType
 
 from . import network, sweep
 from .addons import JobSet, Kueue, addons
-from .api import Api, ApiError, Obj
+from .api import Api, Obj
 from .binaries import Binaries
 from .controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
 from .images import KUBETUNE_IMAGE, NodeImage, kubetune_image
@@ -157,11 +157,7 @@ class LocalCluster:
 
     def remove_node(self, name: str) -> None:
         """Deletes the Node object (the pod GC deletes its pods) and stops the node itself."""
-        try:
-            self.api.delete(f"/api/v1/nodes/{name}")
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
+        self.api.delete(f"/api/v1/nodes/{name}", missing_ok=True)
         with self._nodes_lock:
             node = self.nodes.pop(name, None)
         if node is not None:
@@ -267,11 +263,7 @@ class LocalCluster:
 
     def delete_namespace(self, name: str) -> None:
         """`kubectl delete namespace NAME --wait=false`, without a kubectl process; one already gone is fine."""
-        try:
-            self.api.delete(f"/api/v1/namespaces/{name}")
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
+        self.api.delete(f"/api/v1/namespaces/{name}", missing_ok=True)
 
     def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
         """os.environ with KUBECONFIG set and kubectl/helm first on PATH."""

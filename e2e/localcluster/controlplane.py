@@ -287,11 +287,7 @@ class ControlPlane:
                 what="kube-controller-manager to watch again after the API server's restart",
             )
         finally:
-            try:
-                api.delete(f"/api/v1/namespaces/{probe}")
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
+            api.delete(f"/api/v1/namespaces/{probe}", missing_ok=True)
 
     def _spawn(self, name: str, argv: list[str], logs: Path) -> ManagedProcess:
         proc = ManagedProcess(name, argv, logs / f"{name}.log")

@@ -158,8 +158,13 @@ class GP:
 
     def predict_with_grad(self, z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """mu, var (m,) and their gradients (m, d) at Z; categorical columns get gradient 0."""
+        return self.posterior_with_grad(*self.kernel_with_grad(z, self.x))
+
+    def posterior_with_grad(
+        self, k: FloatArray, dk: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """`predict_with_grad` from k(Z, X) (m, n) and its gradient (m, n, d), for a caller that needs them too."""
         hp = self.hp
-        k, dk = self.kernel_with_grad(z, self.x)  # (m, n), (m, n, d)
         v = solve_triangular(self.chol, k.T, lower=True, check_finite=False)  # (n, m)
         w = solve_triangular(self.chol, v, lower=True, trans=1, check_finite=False)  # K^-1 k: (n, m)
         var = np.maximum(hp.amp - (v * v).sum(0), 1e-12)

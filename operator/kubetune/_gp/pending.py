@@ -86,9 +86,9 @@ class PendingLogEI:
         gp = self.gp
         m, d = z.shape
         r, s = len(self.pending), len(self.draws)
-        mu, var, dmu, dvar = gp.predict_with_grad(z)
-        k_zr, dk_zr = gp.kernel_with_grad(z, self.pending)
         k_zx, dk_zx = gp.kernel_with_grad(z, gp.x)
+        mu, var, dmu, dvar = gp.posterior_with_grad(k_zx, dk_zx)
+        k_zr, dk_zr = gp.kernel_with_grad(z, self.pending)
         a = k_zr - k_zx @ self.k_inv_xr  # (m, r)
         da = dk_zr - np.einsum("mnd,nr->mrd", dk_zx, self.k_inv_xr)  # (m, r, d)
         b = solve_triangular(self.chol_rr, a.T, lower=True, check_finite=False).T

@@ -396,7 +396,8 @@ class BayesianStrategy(Strategy):
     def _region(self, number: int, count: int, pending: bool) -> Region:
         """Where trial `number`, asked in a batch of `count`, is picked (module docstring, points 6 and 7).
 
-        From `trust_region_dims` up, a sequential ask picks in the trust region. Below, an ask for one
+        In a batch every `thompson_every`-th pick is a Thompson draw (point 4c). From `trust_region_dims`
+        up, a sequential ask picks in the trust region. Below, an ask for one
         trial while others run picks there too, except every `global_every`-th trial number (far from
         the best result if `global_distance` is set). Everything else searches the whole space. A
         function of the trial number, not of a counter, so a restored tuner picks the same way.
