@@ -441,6 +441,32 @@ def sphere(c: Mapping[str, Any]) -> float:
     return float(sum((float(v) - 1.0) ** 2 for v in c.values()))
 
 
+def test_from_16_dimensions_a_sequential_ask_sees_the_losses_scaled_not_power_transformed() -> None:
+    """A search's own progress skews its losses (many near the incumbent, the start far above). Below 16
+    hyperparameters, and in batches, the power transform reshapes them; a sequential ask from 16 up gets
+    an affine map of the losses, so the slope from the start down to the incumbent survives (module
+    docstring, point 2)."""
+    from kubetune.engine.strategies.bayesian import _Model
+
+    for spec_of, batch, affine in (
+        (sphere16_spec, False, True),
+        (sphere16_spec, True, False),
+        (sphere6_spec, False, False),
+    ):
+        strategy = BayesianStrategy(Tuner(spec_of()).space)
+        rng = np.random.default_rng(0)
+        configs = strategy.space.sample(rng, 60)
+        losses = np.array([sphere(c) for c in configs])
+        losses[20:] = losses[20:] * 0.01  # the search has found a region far below the start
+        state = state_of(strategy.space, configs, list(losses))
+        strategy._history.update(state)
+        model = _Model.build(strategy, state, rng, 2 if batch else 1, batch)
+        assert model is not None
+        y = model.gp.y[: len(losses)]
+        residual = np.abs(np.polyval(np.polyfit(losses, y, 1), losses) - y).max()
+        assert (residual < 1e-9) == affine, (spec_of.__name__, batch, residual)
+
+
 def test_the_trust_region_follows_turbos_rule_over_the_results_in_order() -> None:
     from kubetune.engine.strategies.bayesian import TRUST_MIN, TRUST_START, TrustRegion
 

@@ -29,6 +29,22 @@ def test_many_losses_are_warped_like_all_of_them_with_lambda_from_their_quantile
     assert np.max(np.abs(sketched - full)) < 0.1
 
 
+def test_without_the_power_transform_losses_are_scaled_and_only_a_far_outlier_is_compressed() -> None:
+    """`power=False`: an affine map of the losses, except that a diverged run's 1e30 is pulled in
+    logarithmically, so the other results keep most of the targets' spread and their order."""
+    rng = np.random.default_rng(5)
+    losses = rng.gamma(2.0, size=200)
+    scaled = warp_losses(losses, power=False)
+    assert scaled is not None
+    assert np.allclose(scaled, (losses - losses.mean()) / losses.std())
+    with_outlier = warp_losses(np.append(losses, 1e30), power=False)
+    assert with_outlier is not None
+    bulk = with_outlier[:-1]
+    assert with_outlier[-1] == with_outlier.max() and with_outlier[-1] < 15.0
+    assert bulk.std() > 0.25  # scaled alone: about 1e-28
+    assert np.allclose(np.corrcoef(bulk, losses)[0, 1], 1.0)
+
+
 def _posterior(seed: int = 0, n: int = 30, d: int = 4) -> tuple[GP, FloatArray]:
     rng = np.random.default_rng(seed)
     x = rng.random((n, d))

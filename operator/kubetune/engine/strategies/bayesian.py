@@ -18,6 +18,35 @@ How a suggestion is made, and why:
    are fitted by MAP on every suggestion; nothing is carried between calls,
    which is what makes `history()` restores exact (on the same numpy/BLAS
    build: floating-point differences between CPUs can change a later digit).
+   **From `affine_from_dims` (16) hyperparameters up, a sequential ask sees
+   the losses only centred and scaled**, not power-transformed (a far tail
+   is still compressed: `warp_losses(power=False)`). A search's own progress
+   skews its losses, most of them near the incumbent and the space-filling
+   start far above, and the power transform fitted to that skew compresses
+   hard (lambda about -1 by 100 results on Rosenbrock-30, -0.5 on Levy-30).
+   That flattens the slope from the start down to the incumbent, which in
+   20-30 dimensions is what leads the search. bench/bayesian_batch, seq200,
+   median final regret over seeds 0-9, power transform / scaled (GPSampler):
+
+       Levy-20   10.7 / 6.6    (5.36)     Ackley-20      5.51 / 16.9  (14.0)
+       Levy-30   45   / 24.5   (15.9)     Rosenbrock-30  1.0e5 / 4.6e4 (1.9e4)
+
+   Three of the four within 2x of GPSampler, against one. Ackley-20 ends
+   near 5 or near 17 on each seed and the median falls between (4 and 6
+   seeds near 17); it stays within 2x. Screened and not kept (Rosenbrock-30
+   / Levy-30): lambda at most 1, so the good end is never compressed, 1.0e5
+   / 37; lambda at least 0, 3.7e4 / 39; scaled with a hard clip at 20
+   robust units, 4.6e4 (Rosenbrock-30 only); scaled, without the trust region
+   of point 6, 5.0e4; scaled, with the fit grown to 300 results, 3.7e4 / 39;
+   scaled, with the polish run to 400 iterations, 7.1e4; scaled, with a
+   Thompson pick in the trust region on every 2nd trial number (TuRBO's
+   own acquisition), 3.5e4 / 35. In batches the power transform stays:
+   scaled targets lost there (Levy-20 32 x 8, seeds 0/1: 13.0 / 25.7
+   against 8.2 / 9.0;
+   Rosenbrock-30 32 x 8 seed 0 5.6e4 against 1.8e4, 100 x 4 4.8e4 against
+   1.3e4), and so does an ask for one trial while others run, which shares
+   the batches' model (point 3). Below 16 hyperparameters nothing changes:
+   bench/bayesian and bench/bayesian_scale are 2-6 dimensions.
 3. **Scale.** Past `model_points` (200) results the GP is conditioned on a
    subset: the best half of that size (the region the search is refining) plus
    a uniform draw from the rest (the global shape); only the subset is encoded.
@@ -157,7 +186,9 @@ How a suggestion is made, and why:
    1.0e5, Ackley-20 5.51, Levy-20 10.7 and Levy-30 45. Not a code change:
    the commit that stored them (82d8c49) gives today's figure here too
    (Levy-20 seed 0: 5.47, stored 16.6), so the machine's floating point
-   differs and the runs diverge from there (bench/bayesian_batch). In batches it lost everywhere it was tried (same seeds,
+   differs and the runs diverge from there (bench/bayesian_batch). With
+   the scaled losses of point 2 they are 4.6e4, 16.9, 6.6 and 24.5. In
+   batches it lost everywhere it was tried (same seeds,
    box on every ask): Levy-20 32 x 8 23.5 / 29.7, 100 x 4 31.4 / 47.6,
    Rosenbrock-30 32 x 8 7.1e4 / 7.4e4, 100 x 4 7.0e4 / 3.0e5, hence
    sequential asks only. For batches nothing changes; below 16 dimensions
@@ -283,14 +314,18 @@ class BayesianSettings:
     every `global_every`-th trial number, which searches the whole space (module docstring, point 7);
     0 or 1: every such pick searches the whole space, as before."""
     global_distance: float = 0.0
+    """If positive, those whole-space picks keep at least this fraction of the unit cube's diagonal from the
+    best result. Off: it fixes Hartmann6 with 8 pending but costs noisy Hartmann6 (module docstring, point 7)."""
+    affine_from_dims: int = 16
+    """From this many hyperparameters up, a sequential ask (one trial, none running) sees the losses only
+    centred and scaled, not power-transformed (module docstring, point 2). A large value keeps the power
+    transform everywhere."""
     thompson_every: int = 2
     """In a batch (`ask(n)`, n > 1), every `thompson_every`-th pick is a Thompson sample; 0: none."""
     pending: Pending = Pending.BELIEVER
     """How the trials running enter the acquisition of an ask for one trial (module docstring, point 4)."""
     batch_pending: Pending = Pending.SAMPLED
     """How the trials in flight (running, and the batch's earlier picks) enter it in an ask for several."""
-    """If positive, those whole-space picks keep at least this fraction of the unit cube's diagonal from the
-    best result. Off: it fixes Hartmann6 with 8 pending but costs noisy Hartmann6 (module docstring, point 7)."""
 
 
 def initial_design_size(space: SearchSpace) -> int:
@@ -588,7 +623,9 @@ class _Model:
         obs, failed, history = state.observations, state.failed, strategy._history
         if len(obs) < max(3, strategy.n_init // 2):
             return None
-        y_obs = warp_losses(history.losses)
+        # a sequential ask from `affine_from_dims` up sees the losses only scaled (module docstring, point 2)
+        sequential = not batch and not state.pending
+        y_obs = warp_losses(history.losses, power=not sequential or codec.space.dims < settings.affine_from_dims)
         if y_obs is None:
             return None
         y = np.concatenate([y_obs, np.full(len(failed), float(y_obs.max()))])
