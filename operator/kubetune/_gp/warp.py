@@ -40,7 +40,7 @@ LAMBDA_POINTS = 2048
 """Most values lambda is chosen on: past this, evenly spaced order statistics of all of them."""
 TAIL = 20.0
 """Without the power transform: robust units (interquartile ranges from the median) past which losses are
-compressed logarithmically. Far beyond what a search's own progress makes (about 15 at 200 results on
+compressed logarithmically. Beyond what a search's own progress makes (11-15 by 180 results on
 Rosenbrock-30), so only true outliers reach it."""
 
 
