@@ -17,7 +17,7 @@ the grid's resolution), and only the chosen transform touches every loss.
 Below it, every loss is used, exactly as before.
 
 The power transform is optional (`power=False`: the caller's choice, by the
-number of hyperparameters). As a search progresses its own results make the
+number of hyperparameters and the kind of ask). As a search progresses its own results make the
 losses skewed: most of them near the incumbent, the space-filling start far
 above. The likelihood then picks a strongly compressing lambda (about -1 by
 100 results on Rosenbrock-30), which flattens the slope between the start and

@@ -634,7 +634,7 @@ class _Model:
             [np.where(history.final, 0.0, settings.nonfinal_noise), np.full(len(failed), settings.nonfinal_noise)]
         )
         # grown with the dimension for asks with trials in flight (module docstring, point 3)
-        grow = codec.space.dims if batch or state.pending else 0
+        grow = 0 if sequential else codec.space.dims
         keep = _subset(y, max(settings.model_points, settings.model_points_per_dim * grow), rng)
         # encoding is the O(n) Python part: only what is kept
         x = codec.rows([obs[i].config if i < len(obs) else failed[i - len(obs)] for i in keep])
