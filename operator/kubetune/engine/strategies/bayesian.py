@@ -31,23 +31,30 @@ How a suggestion is made, and why:
        Levy-20   10.7 / 6.6    (5.36)     Ackley-20      5.51 / 16.9  (14.0)
        Levy-30   45   / 24.5   (15.9)     Rosenbrock-30  1.0e5 / 4.6e4 (1.9e4)
 
-   Three of the four within 2x of GPSampler, against one. Ackley-20 ends
-   near 5 or near 17 on each seed and the median falls between (4 and 6
-   seeds near 17); it stays within 2x. The far-tail compression is not
-   reached on Rosenbrock-30 (a hard clip at 20 robust units gave the same
-   ten runs to the digit). Screened and not kept (Rosenbrock-30 / Levy-30):
-   lambda at most 1, so the good end is never compressed, 1.0e5 / 37;
-   lambda at least 0, 3.7e4 / 39; scaled, without the trust region of point
-   6, 5.0e4; scaled, with the polish run to 400 iterations, 7.1e4; scaled,
-   with a Thompson pick in the trust region on every 2nd trial number
+   Three of the four within 2x of GPSampler, against one. Ackley-20 ends near
+   5 or near 17 on each seed and the median falls between (4 and 6 seeds near
+   17); it stays within 2x. Over seeds 0-19, for both methods (2026-12-07):
+   Levy-20 6.41 (6.7), Ackley-20 16.9 (12.7), Levy-30 27.6 (16.1),
+   Rosenbrock-30 3.8e4 (1.7e4, 2.2x): still three of four. The far-tail
+   compression is not reached on Rosenbrock-30 (a hard clip at 20 robust units
+   gave the same ten runs to the digit). Screened and not kept (Rosenbrock-30
+   / Levy-30): lambda at most 1, so the good end is never compressed, 1.0e5 /
+   37; lambda at least 0, 3.7e4 / 39; scaled, without the trust region of
+   point 6, 5.0e4; scaled, with the polish run to 400 iterations, 7.1e4;
+   scaled, with a Thompson pick in the trust region on every 2nd trial number
    (TuRBO's own acquisition), 3.5e4 / 35; scaled, with a start of 10 points
-   instead of 20, 4.1e4 / 18.2 (within the spread of 10 seeds, so the start
-   is kept). In batches the power transform stays: scaled targets lost
-   there (Levy-20 32 x 8, seeds 0/1: 13.0 / 25.7 against 8.2 / 9.0;
-   Rosenbrock-30 32 x 8 seed 0 5.6e4 against 1.8e4, 100 x 4 4.8e4 against
-   1.3e4), and so does an ask for one trial while others run, which shares
-   the batches' model (point 3). Below 16 hyperparameters nothing changes:
-   bench/bayesian and bench/bayesian_scale are 2-6 dimensions.
+   instead of 20, 4.1e4 / 18.2 (within the spread of 10 seeds, so the start is
+   kept); scaled, with the lengthscale prior's median capped at the cube's
+   side (where GPSampler's prior has its mode, in every dimension), seeds
+   0-19: Rosenbrock-30 3.2e4 against 3.8e4 (at 60 evaluations, seeds 0-9,
+   1.5e5 against 4.0e5: the start is where it helps), but Levy-20 10.0 against
+   6.4, Levy-30 33.5 against 27.6 (past 2x) and Ackley-20 17.0 against 16.9,
+   so the prior keeps growing with sqrt(d). In batches the power transform
+   stays: scaled targets lost there (Levy-20 32 x 8, seeds 0/1: 13.0 / 25.7
+   against 8.2 / 9.0; Rosenbrock-30 32 x 8 seed 0 5.6e4 against 1.8e4, 100 x 4
+   4.8e4 against 1.3e4), and so does an ask for one trial while others run,
+   which shares the batches' model (point 3). Below 16 hyperparameters nothing
+   changes: bench/bayesian and bench/bayesian_scale are 2-6 dimensions.
 3. **Scale.** Past `model_points` (200) results the GP is conditioned on a
    subset: the best half of that size (the region the search is refining) plus
    a uniform draw from the rest (the global shape); only the subset is encoded.
