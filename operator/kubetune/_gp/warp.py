@@ -17,15 +17,15 @@ the grid's resolution), and only the chosen transform touches every loss.
 Below it, every loss is used, exactly as before.
 
 The power transform is optional (`power=False`: the caller's choice, by the
-number of hyperparameters and the kind of ask). As a search progresses its own results make the
-losses skewed: most of them near the incumbent, the space-filling start far
-above. The likelihood then picks a strongly compressing lambda (about -1 by
-100 results on Rosenbrock-30), which flattens the slope between the start and
-the incumbent; in 20-30 dimensions that slope is what leads the search
-(engine/strategies/bayesian.py, point 2). Without the power transform the
-losses are only centred and scaled, and a far tail past TAIL robust units is
-compressed logarithmically, so a diverged run's 1e30 still cannot flatten the
-rest.
+number of hyperparameters and the kind of ask). As a search progresses its own
+results make the losses skewed: most of them near the incumbent, the
+space-filling start far above. The likelihood then picks a strongly
+compressing lambda (about -1 by 100 results on Rosenbrock-30), which flattens
+the slope between the start and the incumbent; in 20-30 dimensions that slope
+is what leads the search (engine/strategies/bayesian.py, point 2). Without the
+power transform the losses are only centred and scaled, and a far tail past
+TAIL robust units is compressed logarithmically, so a diverged run's 1e30
+still cannot flatten the rest.
 """
 
 from __future__ import annotations
