@@ -410,11 +410,15 @@ def test_a_configuration_seen_since_the_last_ask_is_never_suggested_again() -> N
 # -- trust region (high dimensions) ----------------------------------------------------------------
 
 
-def sphere16_spec(**kw: Any) -> dict[str, Any]:
-    names = [f"x{i}" for i in range(16)]
+def sphere_spec(dims: int, **kw: Any) -> dict[str, Any]:
+    names = [f"x{i}" for i in range(dims)]
     return spec(
         continuous=[{"name": n, "minValue": -5.0, "maxValue": 10.0, "scalingType": "Linear"} for n in names], **kw
     )
+
+
+def sphere16_spec(**kw: Any) -> dict[str, Any]:
+    return sphere_spec(16, **kw)
 
 
 def test_with_trials_in_flight_the_model_grows_with_the_dimension_but_not_with_the_history() -> None:
@@ -523,10 +527,7 @@ def test_in_high_dimensions_sequential_suggestions_stay_in_the_trust_region_and_
 
 
 def sphere6_spec(**kw: Any) -> dict[str, Any]:
-    names = [f"x{i}" for i in range(6)]
-    return spec(
-        continuous=[{"name": n, "minValue": -5.0, "maxValue": 10.0, "scalingType": "Linear"} for n in names], **kw
-    )
+    return sphere_spec(6, **kw)
 
 
 def test_below_16_dimensions_an_ask_for_one_trial_while_others_run_mostly_picks_in_the_trust_region() -> None:
@@ -595,3 +596,16 @@ def test_one_trial_asked_while_others_run_refines_in_the_trust_region_or_searche
         running = [*running[1:], trial]
     assert all(inside[n] for n in inside if n % every != every - 1)  # the refining picks
     assert not all(inside[n] for n in inside if n % every == every - 1)  # the global ones left the box
+
+
+def test_the_trust_region_halves_after_at_most_10_failures_in_a_row() -> None:
+    """TuRBO's tolerance of d failures never shrinks the region in 20-30 dimensions, where a success every
+    10-20 results keeps resetting the count (issue 16, point 5); below 10 hyperparameters it stays max(4, d)."""
+    for dims, tolerance in ((4, 4), (6, 6), (16, 10), (30, 10)):
+        strategy = BayesianStrategy(Tuner(sphere_spec(dims)).space)
+        configs = strategy.space.sample(np.random.default_rng(0), strategy.n_init + tolerance)
+        start = [float(strategy.n_init - i) for i in range(strategy.n_init)]  # the start improves: not counted
+        for failures in (tolerance - 1, tolerance):
+            losses = start + [5.0] * failures  # then none better than the start's best (1.0)
+            strategy._history.update(state_of(strategy.space, configs[: len(losses)], losses))
+            assert strategy._history.trust.length == (0.4 if failures == tolerance else 0.8), (dims, failures)
