@@ -600,7 +600,7 @@ def test_one_trial_asked_while_others_run_refines_in_the_trust_region_or_searche
 
 def test_the_trust_region_halves_after_at_most_10_failures_in_a_row() -> None:
     """TuRBO's tolerance of d failures never shrinks the region in 20-30 dimensions, where a success every
-    10-20 results keeps resetting the count (issue 16, point 5); below 10 hyperparameters it stays max(4, d)."""
+    10-20 results keeps resetting the count (issue 16, point 5); up to 10 hyperparameters it stays max(4, d)."""
     for dims, tolerance in ((4, 4), (6, 6), (16, 10), (30, 10)):
         strategy = BayesianStrategy(Tuner(sphere_spec(dims)).space)
         configs = strategy.space.sample(np.random.default_rng(0), strategy.n_init + tolerance)

@@ -36,9 +36,9 @@ How a suggestion is made, and why:
    17); it stays within 2x. Over seeds 0-19, for both methods (2026-12-07):
    Levy-20 6.41 (6.7), Ackley-20 16.9 (12.7), Levy-30 27.6 (16.1),
    Rosenbrock-30 3.8e4 (1.7e4, 2.2x): still three of four, and four of four
-   once the trust region may shrink (point 6). The far-tail
-   compression is not reached on Rosenbrock-30 (a hard clip at 20 robust units
-   gave the same ten runs to the digit). Screened and not kept (Rosenbrock-30
+   once the trust region may shrink (point 6). The far-tail compression is
+   not reached on Rosenbrock-30 (a hard clip at 20 robust units gave the same
+   ten runs to the digit). Screened and not kept (Rosenbrock-30
    / Levy-30): lambda at most 1, so the good end is never compressed, 1.0e5 /
    37; lambda at least 0, 3.7e4 / 39; scaled, without the trust region of
    point 6, 5.0e4; scaled, with the polish run to 400 iterations, 7.1e4;
